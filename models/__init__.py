@@ -1,0 +1,1 @@
+"""Hand-written networks (installed as ``tinycnn.models``)."""

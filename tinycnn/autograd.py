@@ -1,0 +1,206 @@
+"""Reverse-mode automatic differentiation: the Function base class, grad mode
+and the backward pass.
+
+A differentiable operation is a subclass of :class:`Function` whose
+``forward`` (ndarrays in, one ndarray out) and ``backward`` (the output's
+gradient in, one gradient per input out) sit next to each other.  ``forward``
+stores on ``self`` only what ``backward`` needs; ``self.needs_input_grad``
+tells ``backward`` which gradients it may skip (return ``None`` for those).
+
+The backward pass orders the graph iteratively (no recursion: ResNet-152's
+graph is deep), sums the gradients of tensors used more than once, reduces a
+broadcast gradient back to its input's shape, and frees each node once it has
+been used unless ``retain_graph=True``.
+"""
+
+import threading
+
+import numpy as np
+
+_state = threading.local()
+
+
+def is_grad_enabled():
+    """True unless inside a ``no_grad()`` block (per thread)."""
+    return getattr(_state, "enabled", True)
+
+
+class _GradMode:
+    """Context manager and decorator that sets grad mode, restoring it after."""
+
+    enabled = True
+
+    def __enter__(self):
+        self._previous = is_grad_enabled()
+        _state.enabled = self.enabled
+
+    def __exit__(self, *exc):
+        _state.enabled = self._previous
+        return False
+
+    def __call__(self, func):
+        def wrapper(*args, **kwargs):
+            with self.__class__():
+                return func(*args, **kwargs)
+
+        wrapper.__name__ = getattr(func, "__name__", "wrapper")
+        wrapper.__doc__ = getattr(func, "__doc__", None)
+        wrapper.__wrapped__ = func
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Build no graph inside this block (inference, optimizer updates).
+
+    Usable as ``with tinycnn.no_grad(): ...`` or as a decorator ``@no_grad()``.
+    Results created inside have ``requires_grad=False`` and keep no
+    activations alive.
+    """
+
+    enabled = False
+
+
+class enable_grad(_GradMode):
+    """Re-enable graph building inside a ``no_grad`` block."""
+
+    enabled = True
+
+
+class Function:
+    """One differentiable operation.
+
+    Subclasses implement ``forward(*arrays, **kwargs) -> ndarray`` and
+    ``backward(gy) -> gradient or tuple of gradients`` (one per tensor input,
+    ``None`` where ``needs_input_grad`` is False), and are called through
+    :meth:`apply`.  Non-tensor arguments (axes, strides, integer targets) are
+    passed as keyword arguments.
+    """
+
+    def __init__(self, *inputs):
+        self.inputs = inputs
+        self.needs_input_grad = tuple(t.requires_grad for t in inputs)
+        self.freed = False
+
+    def forward(self, *arrays, **kwargs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, gy):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **kwargs):
+        """Run ``forward`` on the inputs' arrays; record the node if needed."""
+        from .tensor import Tensor
+
+        fn = cls(*inputs)
+        data = fn.forward(*(t.data for t in inputs), **kwargs)
+        if is_grad_enabled() and any(fn.needs_input_grad):
+            return Tensor._from_op(data, fn)
+        return Tensor._from_op(data, None)
+
+    def free(self):
+        """Drop everything saved for backward and the links to the inputs."""
+        name = type(self).__name__
+        self.__dict__.clear()
+        self.freed = True
+        self.name = name
+
+    @property
+    def op_name(self):
+        return getattr(self, "name", type(self).__name__)
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` over the axes that broadcasting expanded to reach ``shape``."""
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _topological_order(root):
+    """Tensors reachable from ``root`` that need a gradient, inputs first.
+
+    Iterative depth-first search: each tensor is appended after all of the
+    tensors it was computed from.
+    """
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        tensor, expanded = stack.pop()
+        if expanded:
+            order.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        stack.append((tensor, True))
+        fn = tensor._ctx
+        if fn is None:
+            continue
+        if fn.freed:
+            raise RuntimeError(
+                f"backward: the graph through {fn.op_name} was already freed by an "
+                "earlier backward(); call backward(retain_graph=True) the first time "
+                "to backpropagate through the same graph twice"
+            )
+        for parent in fn.inputs:
+            if parent.requires_grad and id(parent) not in visited:
+                stack.append((parent, False))
+    return order
+
+
+def backward(root, grad=None, retain_graph=False):
+    """Backpropagate from ``root``; accumulate into the leaves' ``.grad``."""
+    if not root.requires_grad:
+        raise RuntimeError(
+            "backward: this tensor does not require grad and has no graph "
+            "(was it computed under no_grad(), or from inputs without requires_grad=True?)"
+        )
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward: grad can be omitted only for a single-element output; "
+                f"this output has shape {root.shape}, so pass grad of that shape"
+            )
+        grad = np.ones_like(root.data)
+    else:
+        grad = getattr(grad, "data", grad)
+        grad = np.asarray(grad)
+        if grad.shape != root.shape:
+            raise ValueError(
+                f"backward: grad must have the output's shape {root.shape}, got {grad.shape}"
+            )
+        grad = grad.astype(root.dtype, copy=False)
+
+    order = _topological_order(root)
+    grads = {id(root): grad}
+    for tensor in reversed(order):
+        g = grads.pop(id(tensor), None)
+        if g is None:
+            continue
+        fn = tensor._ctx
+        if fn is None:
+            if tensor.grad is None:
+                tensor.grad = np.array(g, dtype=tensor.dtype, copy=True)
+            else:
+                tensor.grad = tensor.grad + g
+            continue
+        input_grads = fn.backward(g)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        for parent, pg in zip(fn.inputs, input_grads):
+            if pg is None or not parent.requires_grad:
+                continue
+            pg = unbroadcast(np.asarray(pg), parent.shape)
+            if pg.dtype != parent.dtype:
+                pg = pg.astype(parent.dtype)
+            previous = grads.get(id(parent))
+            grads[id(parent)] = pg if previous is None else previous + pg
+        if not retain_graph:
+            fn.free()

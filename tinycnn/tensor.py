@@ -1,0 +1,253 @@
+"""The Tensor: an ndarray, its gradient, and the operation that produced it."""
+
+import numbers
+
+import numpy as np
+
+from . import autograd
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _to_array(data, dtype=None):
+    """Turn tensor data into an ndarray, float32 unless told otherwise.
+
+    A float32 or float64 ndarray keeps its dtype (and is not copied); Python
+    numbers, lists and integer or bool arrays become float32.  Strings,
+    objects and complex numbers are refused.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, (str, bytes)) or data is None:
+        raise TypeError(f"Tensor: data must be numbers or an array, got {type(data).__name__}")
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError) as err:
+        raise TypeError(f"Tensor: data must be numbers or an array: {err}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"Tensor: data must be numeric (bool, int or float), got dtype {array.dtype}"
+            + (f" holding {type(array.flat[0]).__name__}" if array.dtype == object and array.size else "")
+        )
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "biuf":
+            raise TypeError(f"Tensor: dtype must be a real numeric dtype, got {dtype}")
+        return array.astype(dtype, copy=False)
+    if isinstance(data, (np.ndarray, np.generic)) and array.dtype in _FLOATS:
+        return array
+    return array.astype(np.float32)
+
+
+class Tensor:
+    """An n-dimensional array that records how it was computed.
+
+    ``Tensor(data, requires_grad=False, dtype=None)``: float32 by default;
+    a float32/float64 ndarray keeps its dtype and is shared, not copied.
+    ``requires_grad=True`` makes it a leaf whose ``.grad`` receives gradients
+    from :meth:`backward`.
+    """
+
+    __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        self.data = _to_array(data, dtype)
+        if requires_grad and self.data.dtype not in _FLOATS:
+            raise TypeError(
+                f"Tensor: only float32/float64 tensors can require grad, got {self.data.dtype}"
+            )
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._ctx = None
+
+    @classmethod
+    def _from_op(cls, data, ctx):
+        out = cls.__new__(cls)
+        out.data = data
+        out.grad = None
+        out._ctx = ctx
+        out.requires_grad = ctx is not None
+        return out
+
+    # ----------------------------------------------------------- properties
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return self.data.size
+
+    @property
+    def is_leaf(self):
+        return self._ctx is None
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def numpy(self):
+        """The underlying ndarray (shared, not copied)."""
+        return self.data
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item: needs a single-element tensor, got shape {self.shape}")
+        return self.data.item()
+
+    def detach(self):
+        """A tensor sharing this one's data, outside the graph."""
+        return Tensor._from_op(self.data, None)
+
+    def astype(self, dtype):
+        from .ops.elementwise import cast
+
+        return cast(self, dtype)
+
+    def __repr__(self):
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        extra = "" if self.dtype == np.float32 else f", dtype={self.dtype}"
+        if self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"Tensor({body}{extra})"
+
+    # ------------------------------------------------------------- autograd
+    def backward(self, grad=None, retain_graph=False):
+        """Backpropagate from this tensor into every leaf that requires grad.
+
+        ``grad`` defaults to 1 for a single-element tensor.  The graph is
+        freed afterwards unless ``retain_graph=True``.
+        """
+        autograd.backward(self, grad, retain_graph)
+
+    def zero_grad(self):
+        self.grad = None
+
+    # ------------------------------------------------------------ operators
+    def __add__(self, other):
+        return _ops().add(self, other)
+
+    def __radd__(self, other):
+        return _ops().add(other, self)
+
+    def __sub__(self, other):
+        return _ops().sub(self, other)
+
+    def __rsub__(self, other):
+        return _ops().sub(other, self)
+
+    def __mul__(self, other):
+        return _ops().mul(self, other)
+
+    def __rmul__(self, other):
+        return _ops().mul(other, self)
+
+    def __truediv__(self, other):
+        return _ops().div(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops().div(other, self)
+
+    def __pow__(self, exponent):
+        return _ops().pow(self, exponent)
+
+    def __neg__(self):
+        return _ops().neg(self)
+
+    def __matmul__(self, other):
+        return _ops().matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops().matmul(other, self)
+
+    def __getitem__(self, index):
+        return _ops().getitem(self, index)
+
+    # -------------------------------------------------------------- methods
+    def sum(self, axis=None, keepdims=False):
+        return _ops().sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _ops().mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _ops().max(self, axis, keepdims)
+
+    def argmax(self, axis=None):
+        """Indices of the maxima (an ndarray; not differentiable)."""
+        return self.data.argmax(axis=axis)
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _ops().reshape(self, shape)
+
+    def permute(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _ops().permute(self, axes)
+
+    def transpose(self, dim0=None, dim1=None):
+        """No arguments: reverse the axes (like ``.T``); two: swap them."""
+        return _ops().transpose(self, dim0, dim1)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        return _ops().flatten(self, start_dim, end_dim)
+
+    def exp(self):
+        return _ops().exp(self)
+
+    def log(self):
+        return _ops().log(self)
+
+    def sqrt(self):
+        return _ops().sqrt(self)
+
+    def abs(self):
+        return _ops().abs(self)
+
+    def clip(self, min=None, max=None):
+        return _ops().clip(self, min, max)
+
+    def relu(self):
+        return _ops().relu(self)
+
+    def sigmoid(self):
+        return _ops().sigmoid(self)
+
+    def tanh(self):
+        return _ops().tanh(self)
+
+    def softmax(self, axis=-1):
+        return _ops().softmax(self, axis)
+
+    def log_softmax(self, axis=-1):
+        return _ops().log_softmax(self, axis)
+
+
+def _ops():
+    from . import functional
+
+    return functional
+
+
+def as_tensor(value, like=None):
+    """``value`` as a Tensor; a plain number takes the dtype of ``like``."""
+    if isinstance(value, Tensor):
+        return value
+    if like is not None and isinstance(value, (numbers.Real, np.number)):
+        return Tensor(np.asarray(value, dtype=like.dtype))
+    return Tensor(value)
