@@ -1,0 +1,137 @@
+"""Argument normalisation shared by every kernel wrapper and the functional layer.
+
+Each helper turns a user-facing argument (an int, a pair, ``'same'``...) into
+plain Python ints, or raises a ``TypeError``/``ValueError`` whose message names
+the argument, the expected and the actual value.  Nothing here imports Numba.
+"""
+
+import numbers
+
+import numpy as np
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def pair(value, name, minimum=1):
+    """Return ``value`` as a pair of ints ``(a, b)``, each ``>= minimum``.
+
+    Accepts an int (used for both) or a sequence of exactly two ints.  Bools,
+    floats and strings are refused with a TypeError; a wrong length or a value
+    below ``minimum`` with a ValueError.
+    """
+    if _is_int(value):
+        items = (int(value), int(value))
+    elif isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r} "
+                        f"({type(value).__name__})")
+    else:
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got a sequence "
+                             f"of length {len(value)}: {value!r}")
+        if not all(_is_int(v) for v in value):
+            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+        items = (int(value[0]), int(value[1]))
+    if min(items) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return items
+
+
+def resolve_padding(padding, kernel_size, dilation, stride, in_hw, name="padding"):
+    """Return explicit padding ``(PT, PB, PL, PR)`` (top, bottom, left, right).
+
+    ``padding`` may be an int, a pair ``(PH, PW)``, an explicit 4-tuple
+    ``(top, bottom, left, right)``, ``'valid'`` (no padding) or ``'same'``:
+    the output is ``ceil(in / stride)`` along each axis, and when the total
+    padding is odd the extra pixel goes bottom/right (as in TensorFlow).
+    ``kernel_size``, ``dilation`` and ``stride`` are ints or pairs; ``in_hw``
+    is the input's ``(H, W)``.  Negative padding raises ValueError.
+    """
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return (0, 0, 0, 0)
+        if mode != "same":
+            raise ValueError(f"{name} must be an int, a pair, 'same' or 'valid', "
+                             f"got {padding!r}")
+        KH, KW = pair(kernel_size, "kernel_size")
+        DH, DW = pair(dilation, "dilation")
+        SH, SW = pair(stride, "stride")
+        H, W = in_hw
+        pads = []
+        for size, k, d, s in ((H, KH, DH, SH), (W, KW, DW, SW)):
+            out = -(-size // s)  # ceil(size / s)
+            total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)
+    if hasattr(padding, "__len__") and not isinstance(padding, bytes) and len(padding) == 4:
+        if not all(_is_int(v) for v in padding):
+            raise TypeError(f"{name} must hold ints, got {padding!r}")
+        pads = tuple(int(v) for v in padding)
+        if min(pads) < 0:
+            raise ValueError(f"{name} must be >= 0, got {padding!r}")
+        return pads
+    PH, PW = pair(padding, name, minimum=0)
+    return (PH, PH, PW, PW)
+
+
+def conv_output_size(in_size, k, stride, pad_lo, pad_hi, dilation, name="kernel_size"):
+    """Output length of a sliding window along one axis.
+
+    ``(in_size + pad_lo + pad_hi - dilation * (k - 1) - 1) // stride + 1``.
+    Raises ValueError (naming ``name``) when the dilated kernel
+    ``dilation * (k - 1) + 1`` is larger than the padded input.
+    """
+    padded = in_size + pad_lo + pad_hi
+    span = dilation * (k - 1) + 1
+    if span > padded:
+        raise ValueError(f"{name}: the dilated kernel spans {span} pixels but the padded "
+                         f"input is only {padded} (input {in_size} + padding {pad_lo}+{pad_hi}); "
+                         f"expected a kernel span <= {padded}")
+    return (padded - span) // stride + 1
+
+
+def check_kernel_fits(in_hw, kernel_size, dilation, pads, name="kernel_size"):
+    """Raise ValueError unless the dilated kernel fits in the padded input.
+
+    ``pads`` is ``(PT, PB, PL, PR)``.  The message names ``name`` with the
+    expected and actual sizes.
+    """
+    conv_output_hw(in_hw, kernel_size, 1, pads, dilation, name=name)
+
+
+def conv_output_hw(in_hw, kernel_size, stride, pads, dilation, name="kernel_size"):
+    """Return ``(OH, OW)`` for input ``(H, W)`` and explicit ``pads`` (PT, PB, PL, PR).
+
+    Validates that the dilated kernel fits in the padded input (ValueError).
+    """
+    KH, KW = pair(kernel_size, "kernel_size")
+    SH, SW = pair(stride, "stride")
+    DH, DW = pair(dilation, "dilation")
+    PT, PB, PL, PR = pads
+    H, W = in_hw
+    OH = conv_output_size(H, KH, SH, PT, PB, DH, name=f"{name} (height)")
+    OW = conv_output_size(W, KW, SW, PL, PR, DW, name=f"{name} (width)")
+    return OH, OW
+
+
+def check_nhwc(x, name):
+    """Check that ``x`` is a 4-D float32/float64 ndarray laid out ``(N, H, W, C)``.
+
+    TypeError for a non-ndarray or another dtype (float16, ints and bool are
+    refused); ValueError for another number of dimensions or an empty
+    H, W or C axis.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must be 4-D with layout (N, H, W, C), got {x.ndim}-D "
+                         f"array of shape {x.shape}")
+    if x.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
+    if min(x.shape[1:]) == 0:
+        raise ValueError(f"{name} must have non-empty H, W and C axes (N, H, W, C), "
+                         f"got shape {x.shape}")

@@ -1,0 +1,391 @@
+"""2-D convolution on channels-last arrays: im2col + BLAS GEMM.
+
+Layouts: activations ``x`` are ``(N, H, W, C)``, weights ``w`` are
+``(KH, KW, C/groups, C_out)``, outputs ``y`` are ``(N, OH, OW, C_out)``.
+
+The columns matrix has one row per output pixel, in order ``(n, oh, ow)``, and
+one column per kernel tap and input channel, in order ``(kh, kw, c)``.  So
+``w.reshape(KH*KW*C, C_out)`` multiplies it directly, and the GEMM result *is*
+the NHWC output, reshaped: no transposes anywhere.
+
+Workspace: the convolutions never build the columns of the whole batch.  They
+walk the ``N*OH`` output rows ``(n, oh)`` in chunks of ``rows`` consecutive
+rows, with ``rows * OW * KH*KW*C/groups * itemsize <= get_workspace_limit()``.
+A chunk may span image boundaries (rows are numbered ``n*OH + oh``).  The
+smallest chunk is one output row; if even one row's columns exceed the limit,
+that one row is processed anyway (the only case where the limit is exceeded).
+One buffer is allocated per call and reused by every chunk and group.
+
+A 1x1 kernel with stride 1 and no padding needs no columns at all: the input
+reshaped to ``(N*H*W, C)`` already is the columns matrix.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ._args import check_nhwc, conv_output_hw, pair, resolve_padding, _is_int
+from ._config import FASTMATH
+
+__all__ = [
+    "im2col", "col2im", "conv2d_forward", "conv2d_backward_input",
+    "conv2d_backward_weight", "conv2d_backward_bias",
+    "set_workspace_limit", "get_workspace_limit",
+]
+
+_DEFAULT_WORKSPACE_LIMIT = 256 * 2**20
+_workspace_limit = _DEFAULT_WORKSPACE_LIMIT
+
+
+def set_workspace_limit(nbytes):
+    """Set the most bytes an im2col buffer may take (default 256 MiB)."""
+    global _workspace_limit
+    if not _is_int(nbytes):
+        raise TypeError(f"workspace limit must be an int number of bytes, got "
+                        f"{nbytes!r} ({type(nbytes).__name__})")
+    if nbytes < 1:
+        raise ValueError(f"workspace limit must be >= 1 byte, got {nbytes}")
+    _workspace_limit = int(nbytes)
+
+
+def get_workspace_limit():
+    """Return the most bytes an im2col buffer may take."""
+    return _workspace_limit
+
+
+# --------------------------------------------------------------------- kernels
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _im2col_rows(x, cols, r0, r1, c0, CG, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW):
+    """Fill ``cols`` with the columns of output rows ``r0 <= r < r1``.
+
+    Output row ``r = n*OH + oh`` owns the ``OW`` column rows starting at
+    ``(r - r0)*OW``.  For output pixel ``(n, oh, ow)`` and tap ``(kh, kw)`` the
+    input pixel is ``ih = oh*SH - PT + kh*DH``, ``iw = ow*SW - PL + kw*DW``;
+    its channels ``c0 .. c0+CG-1`` go to columns ``(kh*KW + kw)*CG + j``.
+    Taps that fall in the padding are written as zeros.  Parallel over ``r``:
+    each thread writes its own column rows.
+    """
+    N, H, W, C = x.shape
+    zero = x.dtype.type(0)
+    for r in prange(r0, r1):
+        n = r // OH
+        oh = r - n * OH
+        base = (r - r0) * OW
+        for ow in range(OW):
+            row = base + ow
+            for kh in range(KH):
+                ih = oh * SH - PT + kh * DH
+                for kw in range(KW):
+                    iw = ow * SW - PL + kw * DW
+                    col = (kh * KW + kw) * CG
+                    if ih < 0 or ih >= H or iw < 0 or iw >= W:
+                        for j in range(CG):
+                            cols[row, col + j] = zero
+                    else:
+                        for j in range(CG):
+                            cols[row, col + j] = x[n, ih, iw, c0 + j]
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _col2im_rows(cols, gx, r0, r1, c0, CG, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW):
+    """Add the columns of output rows ``r0 <= r < r1`` into ``gx`` (the adjoint of im2col).
+
+    Gather form, so that no two threads write the same pixel: parallel over
+    input rows ``(n, ih)`` of the images those output rows touch.  Input row
+    ``ih`` receives tap ``kh`` of output row ``oh`` when
+    ``oh*SH - PT + kh*DH == ih``, i.e. ``s = ih + PT - kh*DH`` is a
+    non-negative multiple of ``SH`` and ``oh = s // SH < OH``; within it,
+    column row ``(r - r0)*OW + ow`` adds its columns ``(kh*KW + kw)*CG + j``
+    to ``gx[n, ih, ow*SW - PL + kw*DW, c0 + j]`` when that ``iw`` is inside.
+    """
+    N, H, W, C = gx.shape
+    n_lo = r0 // OH
+    n_hi = (r1 - 1) // OH + 1
+    for t in prange(n_lo * H, n_hi * H):
+        n = t // H
+        ih = t - n * H
+        for kh in range(KH):
+            s = ih + PT - kh * DH
+            if s < 0 or s % SH != 0:
+                continue
+            oh = s // SH
+            r = n * OH + oh
+            if oh >= OH or r < r0 or r >= r1:
+                continue
+            base = (r - r0) * OW
+            for ow in range(OW):
+                row = base + ow
+                for kw in range(KW):
+                    iw = ow * SW - PL + kw * DW
+                    if iw < 0 or iw >= W:
+                        continue
+                    col = (kh * KW + kw) * CG
+                    for j in range(CG):
+                        gx[n, ih, iw, c0 + j] += cols[row, col + j]
+
+
+# -------------------------------------------------------------------- checking
+
+
+def _check_weight(w, name="w"):
+    if not isinstance(w, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(w).__name__}")
+    if w.ndim != 4:
+        raise ValueError(f"{name} must be 4-D with layout (KH, KW, C_in/groups, C_out), "
+                         f"got {w.ndim}-D array of shape {w.shape}")
+    if w.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must have dtype float32 or float64, got {w.dtype}")
+    if min(w.shape) == 0:
+        raise ValueError(f"{name} must have no empty axis, got shape {w.shape}")
+
+
+def _check_same_dtype(a, a_name, b, b_name):
+    if a.dtype != b.dtype:
+        raise TypeError(f"{a_name} and {b_name} must have the same dtype, got "
+                        f"{a_name}.dtype={a.dtype} and {b_name}.dtype={b.dtype}")
+
+
+def _check_shape_tuple(shape, name, allow_empty_batch=True):
+    if not hasattr(shape, "__len__") or len(shape) != 4 or not all(_is_int(s) for s in shape):
+        raise ValueError(f"{name} must be 4 ints (N, H, W, C) / (KH, KW, C_in/groups, C_out), "
+                         f"got {shape!r}")
+    shape = tuple(int(s) for s in shape)
+    if min(shape[1:]) < 1 or shape[0] < (0 if allow_empty_batch else 1):
+        raise ValueError(f"{name} must have positive sizes, got {shape}")
+    return shape
+
+
+def _check_groups(groups, C, KH, KW, CG_w, O, x_name="x"):
+    """Validate ``groups`` against input channels ``C`` and a weight ``(KH, KW, CG_w, O)``."""
+    if not _is_int(groups):
+        raise TypeError(f"groups must be an int, got {groups!r} ({type(groups).__name__})")
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    if C % groups != 0:
+        raise ValueError(f"groups={groups} must divide the input channels: {x_name} has "
+                         f"C={C} channels")
+    if O % groups != 0:
+        raise ValueError(f"groups={groups} must divide the output channels: weight has "
+                         f"C_out={O} channels")
+    if CG_w != C // groups:
+        raise ValueError(f"channel mismatch: weight (KH, KW, C_in/groups, C_out) = "
+                         f"{(KH, KW, CG_w, O)} expects C_in/groups={CG_w}, but {x_name} has "
+                         f"C={C} channels and groups={groups}, i.e. C_in/groups={C // groups}")
+    return int(groups)
+
+
+class _Geometry:
+    """Normalised convolution arguments for an input ``(N, H, W, C)`` and kernel ``(KH, KW)``."""
+
+    def __init__(self, x_shape, kernel_size, stride, padding, dilation):
+        N, H, W, C = x_shape
+        self.N, self.H, self.W, self.C = N, H, W, C
+        self.KH, self.KW = pair(kernel_size, "kernel_size")
+        self.SH, self.SW = pair(stride, "stride")
+        self.DH, self.DW = pair(dilation, "dilation")
+        self.pads = resolve_padding(padding, (self.KH, self.KW), (self.DH, self.DW),
+                                    (self.SH, self.SW), (H, W))
+        self.OH, self.OW = conv_output_hw((H, W), (self.KH, self.KW), (self.SH, self.SW),
+                                          self.pads, (self.DH, self.DW))
+
+    def is_pointwise(self):
+        """True for a 1x1 kernel with stride 1 and no padding (no im2col needed)."""
+        return (self.KH == 1 and self.KW == 1 and self.SH == 1 and self.SW == 1
+                and self.pads == (0, 0, 0, 0))
+
+    def kernel_args(self):
+        """The geometry arguments of ``_im2col_rows``/``_col2im_rows`` after ``CG``."""
+        PT, _, PL, _ = self.pads
+        return (self.KH, self.KW, self.SH, self.SW, PT, PL, self.DH, self.DW, self.OH, self.OW)
+
+
+# ------------------------------------------------------------------ public API
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    """Return the columns of ``x`` (N, H, W, C): shape ``(N*OH*OW, KH*KW*C)``.
+
+    Rows are ordered ``(n, oh, ow)`` and columns ``(kh, kw, c)``; padded taps
+    are zero.  ``padding`` is an int, a pair, ``'same'``, ``'valid'`` or
+    ``(top, bottom, left, right)``.  Builds the whole matrix (no workspace cap).
+    """
+    check_nhwc(x, "x")
+    g = _Geometry(x.shape, kernel_size, stride, padding, dilation)
+    x = np.ascontiguousarray(x)
+    cols = np.empty((g.N * g.OH * g.OW, g.KH * g.KW * g.C), dtype=x.dtype)
+    _im2col_rows(x, cols, 0, g.N * g.OH, 0, g.C, *g.kernel_args())
+    return cols
+
+
+def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
+    """Return the ``x_shape`` array that sums the columns back onto their pixels.
+
+    The exact adjoint of ``im2col`` with the same arguments: contributions of
+    overlapping windows add up; padded taps are dropped.
+    """
+    x_shape = _check_shape_tuple(x_shape, "x_shape")
+    if not isinstance(cols, np.ndarray):
+        raise TypeError(f"cols must be a numpy.ndarray, got {type(cols).__name__}")
+    if cols.dtype not in (np.float32, np.float64):
+        raise TypeError(f"cols must have dtype float32 or float64, got {cols.dtype}")
+    g = _Geometry(x_shape, kernel_size, stride, padding, dilation)
+    expected = (g.N * g.OH * g.OW, g.KH * g.KW * g.C)
+    if cols.shape != expected:
+        raise ValueError(f"cols must have shape (N*OH*OW, KH*KW*C) = {expected} for "
+                         f"x_shape={x_shape}, got {cols.shape}")
+    cols = np.ascontiguousarray(cols)
+    gx = np.zeros(x_shape, dtype=cols.dtype)
+    if g.N > 0:
+        _col2im_rows(cols, gx, 0, g.N * g.OH, 0, g.C, *g.kernel_args())
+    return gx
+
+
+def _workspace(rows, ncols, dtype):
+    """Allocate the im2col buffer (one per call; tests wrap this to watch its size)."""
+    return np.empty((rows, ncols), dtype=dtype)
+
+
+def _chunks(g, CG, dtype):
+    """Return ``(buffer, [(r0, r1), ...])``: chunks of output rows ``n*OH + oh``.
+
+    Each chunk's columns ``(r1 - r0)*OW x KH*KW*CG`` fit in the workspace
+    limit, except that a chunk always holds at least one output row.
+    """
+    total = g.N * g.OH
+    ncols = g.KH * g.KW * CG
+    row_bytes = g.OW * ncols * np.dtype(dtype).itemsize
+    rows = max(1, min(total, _workspace_limit // row_bytes))
+    buf = _workspace(rows * g.OW, ncols, dtype)
+    return buf, [(r0, min(r0 + rows, total)) for r0 in range(0, total, rows)]
+
+
+def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """Convolve ``x`` (N, H, W, C) with ``w`` (KH, KW, C/groups, C_out), add ``b`` (C_out,).
+
+    ``y[n, oh, ow, o] = b[o] + sum_{kh, kw, c} x[n, oh*SH - PT + kh*DH,
+    ow*SW - PL + kw*DW, g*C/groups + c] * w[kh, kw, c, o]`` with ``g`` the group
+    of ``o``.  Returns ``(N, OH, OW, C_out)`` in x's dtype.
+    """
+    check_nhwc(x, "x")
+    _check_weight(w)
+    _check_same_dtype(x, "x", w, "w")
+    KH, KW, CG, O = w.shape
+    G = _check_groups(groups, x.shape[3], KH, KW, CG, O)
+    if b is not None:
+        if not isinstance(b, np.ndarray):
+            raise TypeError(f"b must be a numpy.ndarray or None, got {type(b).__name__}")
+        _check_same_dtype(x, "x", b, "b")
+        if b.shape != (O,):
+            raise ValueError(f"b must have shape (C_out,) = ({O},), got {b.shape}")
+    g = _Geometry(x.shape, (KH, KW), stride, padding, dilation)
+    x = np.ascontiguousarray(x)
+    w2 = np.ascontiguousarray(w).reshape(KH * KW * CG, O)
+    OG = O // G
+    y = np.empty((g.N, g.OH, g.OW, O), dtype=x.dtype)
+    y2 = y.reshape(-1, O)
+    if g.is_pointwise():
+        x2 = x.reshape(-1, g.C)
+        for k in range(G):
+            np.matmul(x2[:, k * CG:(k + 1) * CG], w2[:, k * OG:(k + 1) * OG],
+                      out=y2[:, k * OG:(k + 1) * OG])
+    elif g.N > 0:
+        buf, chunks = _chunks(g, CG, x.dtype)
+        for r0, r1 in chunks:
+            cols = buf[:(r1 - r0) * g.OW]
+            out = y2[r0 * g.OW:r1 * g.OW]
+            for k in range(G):
+                _im2col_rows(x, cols, r0, r1, k * CG, CG, *g.kernel_args())
+                np.matmul(cols, w2[:, k * OG:(k + 1) * OG], out=out[:, k * OG:(k + 1) * OG])
+    if b is not None:
+        y2 += b
+    return y
+
+
+def _check_gy(gy, g, O):
+    expected = (g.N, g.OH, g.OW, O)
+    if gy.shape != expected:
+        raise ValueError(f"gy must have the output shape (N, OH, OW, C_out) = {expected}, "
+                         f"got {gy.shape}")
+
+
+def conv2d_backward_input(gy, w, x_shape, stride=1, padding=0, dilation=1, groups=1):
+    """Gradient of ``conv2d_forward`` with respect to ``x``: ``gx`` of shape ``x_shape``.
+
+    Per chunk and group: columns ``gy2 @ w2.T`` (GEMM), then col2im adds them
+    onto the input pixels they came from.
+    """
+    check_nhwc(gy, "gy")
+    _check_weight(w)
+    _check_same_dtype(gy, "gy", w, "w")
+    x_shape = _check_shape_tuple(x_shape, "x_shape")
+    KH, KW, CG, O = w.shape
+    G = _check_groups(groups, x_shape[3], KH, KW, CG, O, x_name="x_shape")
+    g = _Geometry(x_shape, (KH, KW), stride, padding, dilation)
+    _check_gy(gy, g, O)
+    gy2 = np.ascontiguousarray(gy).reshape(-1, O)
+    w2 = np.ascontiguousarray(w).reshape(KH * KW * CG, O)
+    OG = O // G
+    if g.is_pointwise():
+        gx = np.empty(x_shape, dtype=gy.dtype)
+        gx2 = gx.reshape(-1, g.C)
+        for k in range(G):
+            np.matmul(gy2[:, k * OG:(k + 1) * OG], w2[:, k * OG:(k + 1) * OG].T,
+                      out=gx2[:, k * CG:(k + 1) * CG])
+        return gx
+    gx = np.zeros(x_shape, dtype=gy.dtype)
+    if g.N == 0:
+        return gx
+    buf, chunks = _chunks(g, CG, gy.dtype)
+    for r0, r1 in chunks:
+        cols = buf[:(r1 - r0) * g.OW]
+        gy_chunk = gy2[r0 * g.OW:r1 * g.OW]
+        for k in range(G):
+            np.matmul(gy_chunk[:, k * OG:(k + 1) * OG], w2[:, k * OG:(k + 1) * OG].T, out=cols)
+            _col2im_rows(cols, gx, r0, r1, k * CG, CG, *g.kernel_args())
+    return gx
+
+
+def conv2d_backward_weight(x, gy, w_shape, stride=1, padding=0, dilation=1, groups=1):
+    """Gradient of ``conv2d_forward`` with respect to ``w``: ``gw`` of shape ``w_shape``.
+
+    ``gw2[(kh, kw, c), o] = sum over chunks of cols.T @ gy2`` per group, where
+    the columns are rebuilt chunk by chunk (bounded workspace).
+    """
+    check_nhwc(x, "x")
+    check_nhwc(gy, "gy")
+    _check_same_dtype(x, "x", gy, "gy")
+    w_shape = _check_shape_tuple(w_shape, "w_shape", allow_empty_batch=False)
+    KH, KW, CG, O = w_shape
+    G = _check_groups(groups, x.shape[3], KH, KW, CG, O)
+    g = _Geometry(x.shape, (KH, KW), stride, padding, dilation)
+    _check_gy(gy, g, O)
+    x = np.ascontiguousarray(x)
+    gy2 = np.ascontiguousarray(gy).reshape(-1, O)
+    OG = O // G
+    gw = np.zeros(w_shape, dtype=x.dtype)
+    gw2 = gw.reshape(KH * KW * CG, O)
+    if g.is_pointwise():
+        x2 = x.reshape(-1, g.C)
+        for k in range(G):
+            np.matmul(x2[:, k * CG:(k + 1) * CG].T, gy2[:, k * OG:(k + 1) * OG],
+                      out=gw2[:, k * OG:(k + 1) * OG])
+        return gw
+    if g.N == 0:
+        return gw
+    buf, chunks = _chunks(g, CG, x.dtype)
+    partial = np.empty((KH * KW * CG, OG), dtype=x.dtype)
+    for r0, r1 in chunks:
+        cols = buf[:(r1 - r0) * g.OW]
+        gy_chunk = gy2[r0 * g.OW:r1 * g.OW]
+        for k in range(G):
+            _im2col_rows(x, cols, r0, r1, k * CG, CG, *g.kernel_args())
+            np.matmul(cols.T, gy_chunk[:, k * OG:(k + 1) * OG], out=partial)
+            gw2[:, k * OG:(k + 1) * OG] += partial
+    return gw
+
+
+def conv2d_backward_bias(gy):
+    """Gradient with respect to the bias: ``gy`` summed over N, OH and OW."""
+    check_nhwc(gy, "gy")
+    return gy.sum(axis=(0, 1, 2))
