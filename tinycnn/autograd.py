@@ -94,6 +94,8 @@ class Function:
 
         fn = cls(*inputs)
         data = fn.forward(*(t.data for t in inputs), **kwargs)
+        if not isinstance(data, np.ndarray):  # ufuncs and x[i, j] give NumPy scalars for 0-d results
+            data = np.asarray(data)
         if is_grad_enabled() and any(fn.needs_input_grad):
             return Tensor._from_op(data, fn)
         return Tensor._from_op(data, None)

@@ -1,0 +1,14 @@
+"""Modules: layers with parameters and state, and containers of them."""
+
+from . import init
+from .layers import (
+    AvgPool2d, BatchNorm2d, Conv2d, DepthwiseConv2d, Dropout, Flatten, GlobalAvgPool2d, Identity,
+    LeakyReLU, Linear, MaxPool2d, ReLU, SeparableConv2d, Sequential, Sigmoid, Tanh,
+)
+from .module import Module, Parameter
+
+__all__ = [
+    "AvgPool2d", "BatchNorm2d", "Conv2d", "DepthwiseConv2d", "Dropout", "Flatten", "GlobalAvgPool2d",
+    "Identity", "LeakyReLU", "Linear", "MaxPool2d", "Module", "Parameter", "ReLU", "SeparableConv2d",
+    "Sequential", "Sigmoid", "Tanh", "init",
+]

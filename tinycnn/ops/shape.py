@@ -63,6 +63,8 @@ class Stack(Function):
 class Pad(Function):
     def forward(self, x, pad_width, value):
         self.crop = tuple(slice(lo, lo + n) for (lo, _), n in zip(pad_width, x.shape))
+        if x.ndim == 0:  # nothing to pad, and np.pad refuses 0-d arrays
+            return x.copy()
         return np.pad(x, pad_width, mode="constant", constant_values=value)
 
     def backward(self, gy):
@@ -97,9 +99,12 @@ def permute(x, axes):
     """Reorder the axes: output axis i is input axis ``axes[i]``."""
     x = as_tensor(x)
     axes = tuple(axes)
-    if sorted(int(a) % max(x.ndim, 1) for a in axes) != list(range(x.ndim)) or len(axes) != x.ndim:
+    if len(axes) != x.ndim:
         raise ValueError(f"permute: axes {axes} are not a permutation of the {x.ndim} axes of shape {x.shape}")
-    return Permute.apply(x, axes=tuple(int(a) % x.ndim for a in axes))
+    normalized = tuple(_axis("permute", a, x.ndim) for a in axes)
+    if sorted(normalized) != list(range(x.ndim)):
+        raise ValueError(f"permute: axes {axes} are not a permutation of the {x.ndim} axes of shape {x.shape}")
+    return Permute.apply(x, axes=normalized)
 
 
 def transpose(x, dim0=None, dim1=None):

@@ -1,0 +1,149 @@
+"""Saving and loading state dicts and checkpoints as .npz files (no pickle).
+
+``save(obj, path)`` takes a nested structure of dicts (str or int keys),
+lists, tuples, ndarrays, Tensors, numbers, strings, bools and None.  Arrays
+are stored as .npz members; the structure and the small values go into a JSON
+member; a SHA-256 over both is stored too, so a truncated or bit-flipped file
+is detected on load.  Files are written atomically: to a temporary file in
+the same folder, flushed and fsynced, then renamed over the real name, so a
+crash never leaves a half-written file under that name.
+"""
+
+import hashlib
+import json
+import numbers
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from .tensor import Tensor
+
+_FORMAT = "tinycnn"
+_VERSION = 1
+
+
+def save(obj, path):
+    """Write ``obj`` to ``path`` (an .npz file) atomically; returns the path."""
+    path = os.fspath(path)
+    arrays = {}
+    tree = _encode(obj, arrays, "obj")
+    meta = json.dumps({"format": _FORMAT, "version": _VERSION, "tree": tree}, sort_keys=True).encode()
+    members = {"__meta__": np.frombuffer(meta, dtype=np.uint8)}
+    members.update(arrays)
+    members["__checksum__"] = np.frombuffer(_digest(members).encode(), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **members))
+    return path
+
+
+def load(path):
+    """Read a file written by :func:`save`; checks its checksum first."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"load: no such file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            members = {key: data[key] for key in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+        raise ValueError(f"load: {path} is not a readable tinycnn .npz file (truncated or corrupted?): {err}") from None
+    if "__meta__" not in members or "__checksum__" not in members:
+        raise ValueError(f"load: {path} is an .npz file but not one written by tinycnn.save (no __meta__/__checksum__)")
+    stored = members.pop("__checksum__").tobytes().decode("ascii", "replace")
+    if stored != _digest(members):
+        raise ValueError(f"load: {path} failed its checksum: the file is corrupted or was modified")
+    meta = json.loads(members.pop("__meta__").tobytes().decode())
+    if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
+        raise ValueError(f"load: {path} has format {meta.get('format')!r} version {meta.get('version')!r}, "
+                         f"expected {_FORMAT!r} version {_VERSION}")
+    return _decode(meta["tree"], members)
+
+
+def atomic_write(path, write):
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync it,
+    then rename it to ``path``.  On any error the temporary file is removed
+    and ``path`` is untouched."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def _digest(members):
+    h = hashlib.sha256()
+    for key in sorted(members):
+        a = np.ascontiguousarray(members[key])
+        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _encode(obj, arrays, where):
+    if isinstance(obj, Tensor):
+        obj = obj.data
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in "biufc":
+            raise TypeError(f"save: {where} is an array of dtype {obj.dtype}; only numeric and bool arrays can be saved")
+        key = f"a{len(arrays)}"
+        arrays[key] = obj
+        return {"t": "array", "key": key}
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if obj is None or isinstance(obj, (bool, str)):
+        return {"t": "value", "v": obj}
+    if isinstance(obj, numbers.Integral):
+        return {"t": "value", "v": int(obj)}
+    if isinstance(obj, numbers.Real):
+        value = float(obj)
+        if not np.isfinite(value):
+            return {"t": "float", "v": repr(value)}
+        return {"t": "value", "v": value}
+    if isinstance(obj, dict):
+        keys = list(obj)
+        for k in keys:
+            if not isinstance(k, (str, int)) or isinstance(k, bool):
+                raise TypeError(f"save: {where} has a key {k!r} of type {type(k).__name__}; keys must be str or int")
+        return {"t": "dict", "keys": keys,
+                "values": [_encode(obj[k], arrays, f"{where}[{k!r}]") for k in keys]}
+    if isinstance(obj, (list, tuple)):
+        return {"t": "tuple" if isinstance(obj, tuple) else "list",
+                "items": [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]}
+    raise TypeError(f"save: {where} is a {type(obj).__name__}; tinycnn saves dicts, lists, arrays, numbers, "
+                    "strings, bools and None (no pickled objects)")
+
+
+def _decode(node, arrays):
+    kind = node["t"]
+    if kind == "array":
+        return arrays[node["key"]]
+    if kind == "value":
+        return node["v"]
+    if kind == "float":
+        return float(node["v"])
+    if kind == "dict":
+        return {k: _decode(v, arrays) for k, v in zip(node["keys"], node["values"])}
+    items = [_decode(v, arrays) for v in node["items"]]
+    return tuple(items) if kind == "tuple" else items
+
