@@ -104,7 +104,7 @@ def _compare(i, shape, num, ana, atol, rtol, what):
     if np.all(excess <= 0) and np.all(np.isfinite(ana)):
         return
     excess = np.where(np.isfinite(excess), excess, np.inf)
-    worst = np.unravel_index(int(np.argmax(excess)), num.shape)
+    worst = tuple(int(k) for k in np.unravel_index(int(np.argmax(excess)), num.shape))  # not np.int64(...) in the message
     where = worst if what == "element" else worst[0]
     raise GradcheckError(
         f"gradcheck: input {i} (shape {shape}): analytic gradient disagrees with finite "
