@@ -9,6 +9,7 @@ from . import functional, nn
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
 from .random import get_rng_state, manual_seed, set_rng_state
+from .summary import summary
 from .tensor import Tensor
 from .threads import get_num_threads, set_num_threads
 
@@ -17,5 +18,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Function", "GradcheckError", "Tensor", "enable_grad", "functional", "get_num_threads",
     "get_rng_state", "gradcheck", "is_grad_enabled", "manual_seed", "nn", "no_grad",
-    "set_num_threads", "set_rng_state",
+    "set_num_threads", "set_rng_state", "summary",
 ]
