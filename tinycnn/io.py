@@ -14,7 +14,6 @@ import json
 import numbers
 import os
 import tempfile
-import zipfile
 
 import numpy as np
 
@@ -45,8 +44,9 @@ def load(path):
     try:
         with np.load(path, allow_pickle=False) as data:
             members = {key: data[key] for key in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
-        raise ValueError(f"load: {path} is not a readable tinycnn .npz file (truncated or corrupted?): {err}") from None
+    except Exception as err:  # a damaged zip can raise almost anything: NotImplementedError, zlib.error...
+        raise ValueError(f"load: {path} is not a readable tinycnn .npz file (truncated or corrupted?): "
+                         f"{type(err).__name__}: {err}") from None
     if "__meta__" not in members or "__checksum__" not in members:
         raise ValueError(f"load: {path} is an .npz file but not one written by tinycnn.save (no __meta__/__checksum__)")
     stored = members.pop("__checksum__").tobytes().decode("ascii", "replace")

@@ -154,6 +154,10 @@ class BatchNorm2d(Module):
                  dtype=np.float32):
         super().__init__()
         self.num_features = _positive_int("BatchNorm2d", "num_features", num_features)
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
+            raise ValueError(f"BatchNorm2d: eps must be a positive number, got {eps!r}")
+        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNorm2d: momentum must be a number in [0, 1], got {momentum!r}")
         self.eps, self.momentum = float(eps), float(momentum)
         dtype = _dtype("BatchNorm2d", dtype)
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
@@ -169,10 +173,11 @@ class BatchNorm2d(Module):
     def forward(self, x):
         _check_input(f"BatchNorm2d({self.num_features})", x, self.num_features)
         running = (self.running_mean, self.running_var) if self.track_running_stats else (None, None)
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked += 1
         use_batch_stats = self.training or not self.track_running_stats
-        return F.batch_norm(x, *running, self.weight, self.bias, use_batch_stats, self.momentum, self.eps)
+        y = F.batch_norm(x, *running, self.weight, self.bias, use_batch_stats, self.momentum, self.eps)
+        if self.training and self.track_running_stats:  # only once the batch was accepted
+            self.num_batches_tracked += 1
+        return y
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

@@ -17,6 +17,8 @@ def tensor_arg(op, name, value, ndim=None, optional=False):
     if value is None and optional:
         return None
     if isinstance(value, np.ndarray):
+        if value.dtype not in (np.float32, np.float64):  # Tensor() would quietly make it float32
+            raise TypeError(f"{op}: {name} must be float32 or float64, got {value.dtype}")
         value = Tensor(value)
     if not isinstance(value, Tensor):
         raise TypeError(f"{op}: {name} must be a Tensor, got {type(value).__name__}")
