@@ -17,6 +17,8 @@ import threading
 
 import numpy as np
 
+from . import anomaly
+
 _state = threading.local()
 
 
@@ -96,6 +98,8 @@ class Function:
         data = fn.forward(*(t.data for t in inputs), **kwargs)
         if not isinstance(data, np.ndarray):  # ufuncs and x[i, j] give NumPy scalars for 0-d results
             data = np.asarray(data)
+        if anomaly.is_anomaly_enabled():
+            anomaly.check_forward(fn, data)
         if is_grad_enabled() and any(fn.needs_input_grad):
             return Tensor._from_op(data, fn)
         return Tensor._from_op(data, None)
@@ -172,8 +176,9 @@ def backward(root, grad=None, retain_graph=False):
             )
         grad = np.ones_like(root.data)
     else:
-        grad = getattr(grad, "data", grad)
-        grad = np.asarray(grad)
+        from .tensor import Tensor
+
+        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
         if grad.shape != root.shape:
             raise ValueError(
                 f"backward: grad must have the output's shape {root.shape}, got {grad.shape}"
@@ -196,6 +201,8 @@ def backward(root, grad=None, retain_graph=False):
         input_grads = fn.backward(g)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
+        if anomaly.is_anomaly_enabled():
+            anomaly.check_backward(fn, input_grads)
         for parent, pg in zip(fn.inputs, input_grads):
             if pg is None or not parent.requires_grad:
                 continue

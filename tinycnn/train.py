@@ -1,0 +1,466 @@
+"""The training loop: :func:`fit`, :class:`Trainer`, checkpoints and history.
+
+``fit(model='resnet20', dataset='digits', epochs=..., out_dir=...)`` trains a
+registered model on a dataset, evaluates on the test split after every epoch,
+and writes under ``out_dir``:
+
+- ``checkpoint.npz`` (every epoch and on Ctrl-C; :func:`tinycnn.io.save`, atomic):
+  the model, optimizer and scheduler state, tinycnn's RNG state, the epoch, the
+  step, the data loader's position, the history so far, and what is needed to
+  rebuild the run (the config: model name and kwargs, dataset, num_classes,
+  class names, image shape, normalisation mean/std);
+- ``history.csv`` and ``history.json``: one row per epoch (epoch, train loss,
+  train acc, test loss, test acc, lr, seconds, images/s);
+- ``curves.png``: loss and accuracy curves (needs matplotlib; skipped otherwise).
+
+``fit(resume='.../checkpoint.npz')`` continues a run exactly where it stopped:
+with one thread the final parameters are bitwise those of an uninterrupted run.
+"""
+
+import csv
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+from . import functional as F
+from . import io
+from .anomaly import detect_anomaly
+from .autograd import no_grad
+from .random import get_rng_state, manual_seed, set_rng_state
+from .tensor import Tensor
+
+CHECKPOINT_FORMAT = "tinycnn-checkpoint"
+HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s")
+
+DEFAULTS = dict(
+    model="resnet20", model_kwargs={"se": True, "se_reduction": 4}, dataset="digits", split=None,
+    epochs=15, batch_size=32, lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
+    warmup_epochs=1, augment="crop", seed=0, train_subset=None, test_subset=None,
+)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot continue (e.g. the loss became NaN or infinite)."""
+
+
+# ------------------------------------------------------------------ data
+
+
+def _subset(dataset, n, seed):
+    if n is None or n >= len(dataset):
+        return dataset
+    order = np.random.default_rng(seed).permutation(len(dataset))[:n]
+    return dataset.subset(np.sort(order))
+
+
+def load_datasets(dataset, split=None, train_subset=None, test_subset=None):
+    """``(train, test)`` ArrayDatasets for a name or path.
+
+    ``split=N``: the source has no usable train split (e.g. a folder holding only
+    MNIST's t10k files): its test split is shuffled with a fixed seed (0) and the
+    first N images train, the rest test.  ``train_subset``/``test_subset`` keep
+    that many images (a fixed random choice, independent of the training seed).
+    """
+    from .data import get_dataset
+
+    if split is not None:
+        full = get_dataset(dataset, "test")
+        if not 0 < split < len(full):
+            raise ValueError(f"split must be between 1 and {len(full) - 1} (the source has {len(full)} images), "
+                             f"got {split}")
+        order = np.random.default_rng(0).permutation(len(full))
+        train, test = full.subset(np.sort(order[:split])), full.subset(np.sort(order[split:]))
+    else:
+        train, test = get_dataset(dataset, "train"), get_dataset(dataset, "test")
+    return _subset(train, train_subset, 1), _subset(test, test_subset, 2)
+
+
+def pixel_scale(images):
+    """1/255 for uint8 images, else 1."""
+    return 1 / 255 if images.dtype == np.uint8 else 1.0
+
+
+def channel_stats(dataset):
+    """Per-channel mean and std of ``dataset.images`` after :func:`pixel_scale`."""
+    x = dataset.images.astype(np.float64) * pixel_scale(dataset.images)
+    mean = x.mean(axis=(0, 1, 2))
+    std = np.maximum(x.std(axis=(0, 1, 2)), 1e-6)
+    return [float(v) for v in mean], [float(v) for v in std]
+
+
+def eval_transform(meta):
+    from .data import Compose, Normalize, ToFloat
+
+    return Compose([ToFloat(meta["scale"]), Normalize(meta["mean"], meta["std"])])
+
+
+def train_transform(meta, augment):
+    from .data import Compose, Normalize, RandomCrop, RandomHorizontalFlip, ToFloat
+
+    steps = [ToFloat(meta["scale"])]
+    H, W, _ = meta["image_shape"]
+    if augment in ("crop", "crop-flip"):
+        steps.append(RandomCrop((H, W), padding=max(1, H // 8)))
+    if augment == "crop-flip":
+        steps.append(RandomHorizontalFlip())
+    elif augment not in ("crop", "none"):
+        raise ValueError(f"augment must be 'crop', 'crop-flip' or 'none', got {augment!r}")
+    steps.append(Normalize(meta["mean"], meta["std"]))
+    return Compose(steps)
+
+
+# ------------------------------------------------------------------ model, optimizer
+
+
+def build_model(meta):
+    """The model a checkpoint's ``meta`` describes, freshly initialised."""
+    from .models import create_model
+
+    kwargs = dict(meta.get("model_kwargs") or {})
+    kwargs.setdefault("in_chans", meta["image_shape"][2])
+    return create_model(meta["model"], num_classes=meta["num_classes"], **kwargs)
+
+
+def build_optimizer(model, config, steps_per_epoch):
+    from . import optim
+
+    name = config["optimizer"]
+    lr, wd = config["lr"], config["weight_decay"]
+    if name == "sgd":
+        opt = optim.SGD(model.parameters(), lr=lr, momentum=config["momentum"], weight_decay=wd,
+                        nesterov=config["momentum"] > 0, exempt_bn_and_bias=True)
+    elif name in ("adam", "adamw"):
+        cls = optim.Adam if name == "adam" else optim.AdamW
+        opt = cls(optim.param_groups_without_decay(model, wd), lr=lr)
+    else:
+        raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {name!r}")
+    total = config["epochs"] * steps_per_epoch
+    warmup = min(int(config["warmup_epochs"] * steps_per_epoch), total - 1)
+    sched = optim.CosineAnnealingLR(opt, T_max=total, warmup_steps=max(warmup, 0))
+    return opt, sched
+
+
+# ------------------------------------------------------------------ checkpoints
+
+
+def load_checkpoint(path):
+    """Read a checkpoint written by :class:`Trainer`; checks that it is one."""
+    ckpt = io.load(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a tinycnn training checkpoint")
+    return ckpt
+
+
+def model_from_checkpoint(path_or_ckpt):
+    """``(model in eval mode, meta)`` rebuilt from a checkpoint."""
+    ckpt = load_checkpoint(path_or_ckpt) if not isinstance(path_or_ckpt, dict) else path_or_ckpt
+    model = build_model(ckpt["meta"])
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, ckpt["meta"]
+
+
+def evaluate(model, dataset, meta, batch_size=256):
+    """``(mean cross-entropy, accuracy)`` of ``model`` on ``dataset``."""
+    from .data import DataLoader
+
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, seed=0, transform=eval_transform(meta))
+    was_training = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    with no_grad():
+        for x, y in loader:
+            logits = model(Tensor(x))
+            total_loss += float(F.cross_entropy(logits, y).data) * len(y)
+            correct += int((logits.data.argmax(axis=1) == y).sum())
+    model.train(was_training)
+    return total_loss / len(dataset), correct / len(dataset)
+
+
+def predict_arrays(model, meta, images):
+    """Class probabilities ``(N, num_classes)`` for raw images ``(N, H, W, C)``."""
+    x = eval_transform(meta)(np.asarray(images, dtype=np.float32))
+    with no_grad():
+        return F.softmax(model(Tensor(x)), axis=-1).data
+
+
+# ------------------------------------------------------------------ the trainer
+
+
+class _InterruptFlag:
+    """While active (main thread only), Ctrl-C sets a flag checked between steps;
+    a second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.raised = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.raised:
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+class Trainer:
+    """One training run; see the module docstring and :func:`fit`.
+
+    Callbacks: ``on_step(trainer)`` after every optimizer step and
+    ``on_epoch_end(trainer, row)`` after every epoch's checkpoint; either may
+    raise KeyboardInterrupt to stop (a checkpoint is saved first).
+    """
+
+    def __init__(self, out_dir, resume=None, progress=True, plot=True, log=None, on_step=None, on_epoch_end=None,
+                 anomaly=False, **config):
+        unknown = set(config) - set(DEFAULTS)
+        if unknown:
+            raise TypeError(f"Trainer: unknown settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+        self.out_dir = os.fspath(out_dir)
+        self.progress, self.plot, self.anomaly = progress, plot, anomaly
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.on_step, self.on_epoch_end = on_step, on_epoch_end
+        ckpt = load_checkpoint(resume) if resume is not None else None
+        if ckpt is not None:
+            self.config = dict(ckpt["config"])
+            # only the length of the run may change on resume (the schedule is rebuilt from it)
+            if config.get("epochs") not in (None, self.config["epochs"]):
+                raise ValueError(f"resume: the run was configured for {self.config['epochs']} epochs; "
+                                 "the number of epochs cannot change on resume")
+        else:
+            self.config = dict(DEFAULTS)
+            if config.get("model") not in (None, DEFAULTS["model"]) and config.get("model_kwargs") is None:
+                self.config["model_kwargs"] = {}  # the default's SE settings belong to the default model
+            self.config.update({k: v for k, v in config.items() if v is not None})
+        c = self.config
+        for key in ("epochs", "batch_size"):
+            if not isinstance(c[key], int) or c[key] < 1:
+                raise ValueError(f"{key} must be an int >= 1, got {c[key]!r}")
+        if not c["lr"] > 0:
+            raise ValueError(f"lr must be > 0, got {c['lr']!r}")
+
+        manual_seed(c["seed"])
+        self.train_set, self.test_set = load_datasets(c["dataset"], c["split"], c["train_subset"], c["test_subset"])
+        if ckpt is not None:
+            self.meta = ckpt["meta"]
+        else:
+            mean, std = channel_stats(self.train_set)
+            self.meta = dict(model=c["model"], model_kwargs=dict(c["model_kwargs"] or {}), dataset=str(c["dataset"]),
+                             split=c["split"], num_classes=self.train_set.num_classes,
+                             classes=list(self.train_set.classes), image_shape=list(self.train_set.image_shape),
+                             scale=pixel_scale(self.train_set.images), mean=mean, std=std)
+        from .data import DataLoader
+
+        self.model = build_model(self.meta)
+        self.loader = DataLoader(self.train_set, batch_size=c["batch_size"], shuffle=True, drop_last=True,
+                                 seed=c["seed"], transform=train_transform(self.meta, c["augment"]))
+        if len(self.loader) == 0:
+            raise ValueError(f"batch_size {c['batch_size']} is larger than the training set ({len(self.train_set)})")
+        self.optimizer, self.scheduler = build_optimizer(self.model, c, len(self.loader))
+        self.epoch, self.batch, self.step = 0, 0, 0  # next epoch / next batch in it / optimizer steps done
+        self.partial = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        self.history = []
+        if ckpt is not None:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            set_rng_state(ckpt["rng"])
+            self.epoch, self.batch, self.step = ckpt["epoch"], ckpt["batch"], ckpt["step"]
+            self.partial = dict(ckpt["partial"])
+            self.history = list(ckpt["history"])
+        self.checkpoint_path = os.path.join(self.out_dir, "checkpoint.npz")
+
+    # -- checkpoint and history
+
+    def state_dict(self):
+        return {
+            "format": CHECKPOINT_FORMAT, "version": 1, "config": self.config, "meta": self.meta,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "rng": get_rng_state(),
+            "epoch": self.epoch, "batch": self.batch, "step": self.step,
+            "loader": {"seed": self.loader.seed, "epoch": self.epoch, "batch": self.batch},
+            "partial": self.partial, "history": self.history,
+        }
+
+    def save_checkpoint(self):
+        return io.save(self.state_dict(), self.checkpoint_path)
+
+    def write_history(self):
+        os.makedirs(self.out_dir, exist_ok=True)
+        io.atomic_write(os.path.join(self.out_dir, "history.json"),
+                        lambda f: f.write(json.dumps(self.history, indent=1).encode()))
+
+        def write_csv(f):
+            import io as _io
+
+            text = _io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(self.history)
+            f.write(text.getvalue().encode())
+
+        io.atomic_write(os.path.join(self.out_dir, "history.csv"), write_csv)
+
+    def write_plot(self):
+        """Write curves.png; returns its path, or None (with a message) without matplotlib."""
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            self.log("curves.png skipped: matplotlib is not installed (pip install 'tinycnn[plot]')")
+            return None
+        epochs = [r["epoch"] for r in self.history]
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        ax1.plot(epochs, [r["train_loss"] for r in self.history], "o-", label="train")
+        ax1.plot(epochs, [r["test_loss"] for r in self.history], "o-", label="test")
+        ax1.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
+        ax2.plot(epochs, [100 * r["train_acc"] for r in self.history], "o-", label="train")
+        ax2.plot(epochs, [100 * r["test_acc"] for r in self.history], "o-", label="test")
+        ax2.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+        for ax in (ax1, ax2):
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.suptitle(f"{self.meta['model']} on {self.meta['dataset']}")
+        fig.tight_layout()
+        path = os.path.join(self.out_dir, "curves.png")
+        io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+        plt.close(fig)
+        return path
+
+    # -- the loop
+
+    def _bar(self):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        total = self.config["epochs"] * len(self.loader)
+        return tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True, file=sys.stderr,
+                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+
+    def _train_step(self, x, y):
+        self.model.train()
+        self.optimizer.zero_grad()
+        logits = self.model(Tensor(x))
+        loss = F.cross_entropy(logits, y)
+        value = float(loss.data)
+        if not math.isfinite(value):
+            raise TrainingError(f"the training loss became {value} at step {self.step + 1} "
+                                f"(epoch {self.epoch + 1}, batch {self.batch + 1}); the last good checkpoint "
+                                f"is {self.checkpoint_path if os.path.exists(self.checkpoint_path) else 'none'}; "
+                                "try a lower --lr or --detect-anomaly to find the operation")
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return value, int((logits.data.argmax(axis=1) == y).sum())
+
+    def fit(self):
+        """Train to the configured number of epochs; returns the history.
+
+        KeyboardInterrupt saves a checkpoint, then propagates (``self.interrupted`` is True).
+        """
+        self.interrupted = False
+        bar = self._bar()
+        try:
+            with _InterruptFlag() as flag, (detect_anomaly() if self.anomaly else _nothing()):
+                while self.epoch < self.config["epochs"]:
+                    self._run_epoch(bar, flag)
+                    if flag.raised:  # Ctrl-C during evaluation: stop after the epoch's checkpoint
+                        raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            self.interrupted = True
+            if bar is not None:
+                bar.close()
+                bar = None
+            self.save_checkpoint()
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.plot and self.history:
+            self.write_plot()
+        return self.history
+
+    def _run_epoch(self, bar, flag):
+        self.loader.load_state_dict({"seed": self.loader.seed, "epoch": self.epoch, "batch": self.batch})
+        lr = self.optimizer.param_groups[0]["lr"]
+        p = self.partial
+        start = time.perf_counter()
+        for x, y in self.loader:
+            lr = self.optimizer.param_groups[0]["lr"]
+            loss, correct = self._train_step(x, y)
+            self.batch += 1
+            self.step += 1
+            p["loss"] += loss * len(y)
+            p["correct"] += correct
+            p["seen"] += len(y)
+            if bar is not None:
+                elapsed = p["seconds"] + time.perf_counter() - start
+                bar.set_postfix_str(f"epoch {self.epoch + 1}/{self.config['epochs']} loss {p['loss'] / p['seen']:.4f} "
+                                    f"acc {100 * p['correct'] / p['seen']:.1f}% {p['seen'] / elapsed:.0f} img/s",
+                                    refresh=False)
+                bar.update(1)
+            if self.on_step is not None:
+                self.on_step(self)
+            if flag.raised:
+                p["seconds"] += time.perf_counter() - start
+                raise KeyboardInterrupt
+        p["seconds"] += time.perf_counter() - start
+        test_loss, test_acc = evaluate(self.model, self.test_set, self.meta)
+        row = {"epoch": self.epoch + 1, "train_loss": p["loss"] / p["seen"], "train_acc": p["correct"] / p["seen"],
+               "test_loss": test_loss, "test_acc": test_acc, "lr": lr, "seconds": round(p["seconds"], 3),
+               "images_per_s": round(p["seen"] / p["seconds"], 1) if p["seconds"] > 0 else 0.0}
+        self.history.append(row)
+        self.epoch, self.batch = self.epoch + 1, 0
+        self.partial = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        self.save_checkpoint()
+        self.write_history()
+        message = (f"epoch {row['epoch']}/{self.config['epochs']}: train loss {row['train_loss']:.4f} "
+                   f"acc {100 * row['train_acc']:.2f}% | test loss {test_loss:.4f} acc {100 * test_acc:.2f}% | "
+                   f"{row['seconds']:.1f} s, {row['images_per_s']:.0f} img/s")
+        if bar is not None:
+            bar.write(message, file=sys.stderr)
+        else:
+            self.log(message)
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(self, row)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def fit(out_dir, resume=None, progress=True, plot=True, log=None, on_step=None, on_epoch_end=None, anomaly=False,
+        **config):
+    """Train and return the :class:`Trainer` (``.history``, ``.model``, ``.checkpoint_path``).
+
+    Settings (``None`` keeps the default): model, model_kwargs, dataset, split,
+    epochs, batch_size, lr, optimizer ('sgd', 'adam', 'adamw'), momentum,
+    weight_decay, warmup_epochs, augment ('crop', 'crop-flip', 'none'), seed,
+    train_subset, test_subset.  SGD uses Nesterov momentum; BN parameters and
+    biases get no weight decay; the lr follows a cosine schedule per step after
+    a linear warm-up.  ``resume``: a checkpoint path to continue from.
+    """
+    trainer = Trainer(out_dir, resume=resume, progress=progress, plot=plot, log=log, on_step=on_step,
+                      on_epoch_end=on_epoch_end, anomaly=anomaly, **config)
+    trainer.fit()
+    return trainer
