@@ -1,5 +1,7 @@
 """Helpers shared by the models: the input check and the weight initialisation."""
 
+import numbers
+
 from tinycnn import nn
 
 
@@ -14,6 +16,19 @@ def check_input(model, x, in_chans):
         if shape is not None and len(shape) == 4 and shape[1] == in_chans:
             hint = " (this looks like NCHW: transpose it with x.transpose(0, 2, 3, 1))"
         raise ValueError(f"{name} expects (N, H, W, C) input with C = {in_chans} channels, got {got}{hint}")
+
+
+def check_se_reduction(model_name, se, se_reduction):
+    """With ``se=True``, ``se_reduction`` must be an int >= 1 (0 or None would
+    silently build a model without SE units)."""
+    if not se:
+        return None
+    if isinstance(se_reduction, bool) or not isinstance(se_reduction, numbers.Integral):
+        raise TypeError(f"{model_name}: se_reduction must be an int >= 1, got {type(se_reduction).__name__} "
+                        f"{se_reduction!r}")
+    if se_reduction < 1:
+        raise ValueError(f"{model_name}: se_reduction must be an int >= 1, got {se_reduction!r}")
+    return int(se_reduction)
 
 
 def init_weights(model):

@@ -10,7 +10,7 @@ BatchNorm, before the residual addition.
 
 from tinycnn import nn
 
-from ._common import check_input, init_weights
+from ._common import check_input, check_se_reduction, init_weights
 from .registry import register_model
 from .se import SEModule
 
@@ -134,7 +134,7 @@ class ResNet(nn.Module):
         if len(layers) != len(widths) or not layers:
             raise ValueError(f"ResNet: layers {list(layers)} and widths {list(widths)} must have one entry per stage")
         self.num_classes, self.in_chans, self.stem = num_classes, in_chans, stem
-        self._se_reduction = se_reduction if se else None
+        self._se_reduction = check_se_reduction("ResNet", se, se_reduction)
         self.inplanes = widths[0]
 
         if stem == "imagenet":

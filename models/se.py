@@ -3,6 +3,8 @@
 from tinycnn import functional as F
 from tinycnn import nn
 
+from ._common import check_se_reduction
+
 
 class SEModule(nn.Module):
     """Reweight each feature map by a gate computed from all of them.
@@ -17,7 +19,7 @@ class SEModule(nn.Module):
     def __init__(self, channels, reduction=16):
         super().__init__()
         self.channels = channels
-        self.reduction = reduction
+        self.reduction = check_se_reduction("SEModule", True, reduction)
         hidden = max(1, channels // reduction)
         self.fc1 = nn.Linear(channels, hidden)
         self.fc2 = nn.Linear(hidden, channels)

@@ -10,7 +10,7 @@ the numbered keys (``block2.rep.1.conv1.weight``) line up.
 
 from tinycnn import nn
 
-from ._common import check_input, init_weights
+from ._common import check_input, check_se_reduction, init_weights
 from .registry import register_model
 from .se import SEModule
 
@@ -97,7 +97,7 @@ class Xception(nn.Module):
             if len(widths) != n:
                 raise ValueError(f"Xception: {name} must have {n} entries, got {list(widths)}")
         self.num_classes, self.in_chans, self.stem = num_classes, in_chans, stem
-        se_reduction = se_reduction if se else None
+        se_reduction = check_se_reduction("Xception", se, se_reduction)
         stride, padding = (2, 0) if stem == "imagenet" else (1, 1)
 
         self.conv1 = nn.Conv2d(in_chans, stem_widths[0], 3, stride=stride, padding=padding, bias=False)

@@ -204,7 +204,7 @@ MODULE = [
     ("AvgPool2d padding over half", lambda: nn.AvgPool2d(3, padding=2)(t32(1, 6, 6, 3)), ValueError,
      r"avg_pool2d: padding must be at most half the kernel size, i.e. <= \(1, 1\) .*got padding \(2, 2\)"),
     ("MaxPool2d zero stride", lambda: nn.MaxPool2d(2, stride=0)(t32(1, 6, 6, 3)), ValueError,
-     r"max_pool2d: stride must be >= 1, got 0"),
+     r"MaxPool2d: stride must be >= 1, got 0"),
     ("MaxPool2d 3-D", lambda: nn.MaxPool2d(2)(t32(6, 6, 3)), ValueError, r"max_pool2d: x must be 4-D \(N, H, W, C\), got shape \(6, 6, 3\)"),
     ("GlobalAvgPool2d 2-D", lambda: nn.GlobalAvgPool2d()(t32(6, 3)), ValueError,
      r"global_avg_pool2d: x must be 4-D \(N, H, W, C\), got shape \(6, 3\)"),

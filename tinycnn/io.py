@@ -6,14 +6,19 @@ are stored as .npz members; the structure and the small values go into a JSON
 member; a SHA-256 over both is stored too, so a truncated or bit-flipped file
 is detected on load.  Files are written atomically: to a temporary file in
 the same folder, flushed and fsynced, then renamed over the real name, so a
-crash never leaves a half-written file under that name.
+crash never leaves a half-written file under that name.  A writer killed
+mid-write (SIGKILL, power loss) can leave its temporary file
+``.<name>.<pid>.<random>.tmp`` behind; the next write to the same name
+removes such leftovers (see :func:`atomic_write`).
 """
 
 import hashlib
 import json
 import numbers
 import os
+import re
 import tempfile
+import time
 
 import numpy as np
 
@@ -21,11 +26,12 @@ from .tensor import Tensor
 
 _FORMAT = "tinycnn"
 _VERSION = 1
+_IMPORTED = time.time()  # no later than anything this process wrote
 
 
 def save(obj, path):
     """Write ``obj`` to ``path`` (an .npz file) atomically; returns the path."""
-    path = os.fspath(path)
+    path = _path_arg("save", path)
     arrays = {}
     tree = _encode(obj, arrays, "obj")
     meta = json.dumps({"format": _FORMAT, "version": _VERSION, "tree": tree}, sort_keys=True).encode()
@@ -38,7 +44,7 @@ def save(obj, path):
 
 def load(path):
     """Read a file written by :func:`save`; checks its checksum first."""
-    path = os.fspath(path)
+    path = _path_arg("load", path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file: {path}")
     try:
@@ -59,14 +65,24 @@ def load(path):
     return _decode(meta["tree"], members)
 
 
+def _path_arg(op, path):
+    try:
+        return os.fspath(path)
+    except TypeError:
+        raise TypeError(f"{op}: path must be a str or os.PathLike, got {type(path).__name__}") from None
+
+
 def atomic_write(path, write):
     """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync it,
     then rename it to ``path``.  On any error the temporary file is removed
     and ``path`` is untouched."""
-    path = os.fspath(path)
+    path = _path_arg("atomic_write", path)
+    if os.path.isdir(path):
+        raise ValueError(f"atomic_write: path must be a file name, got the folder {path}")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -89,6 +105,46 @@ def atomic_write(path, write):
         pass
     finally:
         os.close(dir_fd)
+
+
+def remove_stale_temporaries(path):
+    """Remove temporary files that killed writers of ``path`` left behind.
+
+    Only files named like :func:`atomic_write`'s own temporaries for this
+    very ``path`` (``.<name>.<pid>.<random>.tmp``), whose writer process
+    ``pid`` no longer runs, and which were last modified before this process
+    imported tinycnn are removed: a live writer's file is never touched.
+    Returns the removed paths.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    pattern = re.compile(re.escape("." + os.path.basename(path)) + r"\.(\d+)\.[A-Za-z0-9_]+\.tmp")
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None or int(match.group(1)) == os.getpid() or _is_running(int(match.group(1))):
+            continue
+        stale = os.path.join(folder, name)
+        try:
+            if os.path.isfile(stale) and not os.path.islink(stale) and os.path.getmtime(stale) < _IMPORTED:
+                os.unlink(stale)
+                removed.append(stale)
+        except OSError:  # another process removed it first, or we may not
+            pass
+    return removed
+
+
+def _is_running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # exists under another user, or cannot tell: keep its file
+    return True
 
 
 def _digest(members):

@@ -80,6 +80,11 @@ class ArrayDataset:
 
     def subset(self, indices):
         """A new ArrayDataset holding ``indices`` (same classes and name)."""
+        idx = np.asarray(indices)
+        if idx.dtype.kind in "iu" and idx.size and not -len(self) <= idx.min() <= idx.max() < len(self):
+            bad = idx.max() if idx.max() >= len(self) else idx.min()
+            raise ValueError(f"ArrayDataset.subset: indices must lie in [-{len(self)}, {len(self)}) for "
+                             f"{len(self)} images, got {bad}")
         return ArrayDataset(self.images[indices], self.labels[indices], self.classes, self.name)
 
     def __repr__(self):

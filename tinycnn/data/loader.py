@@ -78,9 +78,16 @@ class DataLoader:
 
     def load_state_dict(self, state):
         """Resume at a position returned by :meth:`state_dict`."""
+        if not hasattr(state, "keys"):
+            raise TypeError(f"DataLoader.load_state_dict: expected a dict with 'seed', 'epoch' and 'batch', "
+                            f"got {type(state).__name__}")
         missing = {"seed", "epoch", "batch"} - set(state)
         if missing:
             raise ValueError(f"DataLoader.load_state_dict: missing keys {sorted(missing)}")
+        for key in ("seed", "epoch", "batch"):
+            value = np.asarray(state[key])
+            if value.shape != () or value.dtype.kind not in "iu":
+                raise TypeError(f"DataLoader.load_state_dict: {key} must be an int, got {state[key]!r}")
         epoch, batch = int(state["epoch"]), int(state["batch"])
         if epoch < 0 or not 0 <= batch <= len(self):
             raise ValueError(f"DataLoader.load_state_dict: epoch {epoch}, batch {batch} out of range "

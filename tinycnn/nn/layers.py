@@ -26,7 +26,10 @@ def _positive_int(layer, name, value):
 
 
 def _dtype(layer, dtype):
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{layer}: dtype must be float32 or float64, got {dtype!r}") from None
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"{layer}: dtype must be float32 or float64, got {dtype}")
     return dtype
@@ -154,7 +157,7 @@ class BatchNorm2d(Module):
                  dtype=np.float32):
         super().__init__()
         self.num_features = _positive_int("BatchNorm2d", "num_features", num_features)
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
             raise ValueError(f"BatchNorm2d: eps must be a positive number, got {eps!r}")
         if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
             raise ValueError(f"BatchNorm2d: momentum must be a number in [0, 1], got {momentum!r}")
@@ -253,9 +256,18 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+def _check_window(layer, kernel_size, stride, padding):
+    """Refuse a bad pooling window when the layer is built, not at its first call."""
+    pair(kernel_size, f"{layer}: kernel_size")
+    if stride is not None:
+        pair(stride, f"{layer}: stride")
+    pair(padding, f"{layer}: padding", minimum=0)
+
+
 class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
+        _check_window("MaxPool2d", kernel_size, stride, padding)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def forward(self, x):
@@ -268,6 +280,7 @@ class MaxPool2d(Module):
 class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):
         super().__init__()
+        _check_window("AvgPool2d", kernel_size, stride, padding)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.count_include_pad = count_include_pad
 

@@ -222,7 +222,12 @@ class Module:
                 continue
             module, kind, attr = slots[key]
             current = module._parameters[attr].data if kind == "param" else module._buffers[attr]
-            array = np.asarray(getattr(value, "data", value))
+            try:
+                array = np.asarray(getattr(value, "data", value))
+            except (ValueError, TypeError) as err:  # ragged nested lists
+                problems.append(f"{key}: expected a numeric array of shape {current.shape}, got {type(value).__name__} "
+                                f"({err})")
+                continue
             if array.dtype.kind not in "biuf":
                 problems.append(f"{key}: expected a numeric array, got dtype {array.dtype}")
             elif array.shape != current.shape:
@@ -233,7 +238,7 @@ class Module:
             if missing:
                 problems.append("missing keys: " + ", ".join(missing))
             if unexpected:
-                problems.append("unexpected keys: " + ", ".join(unexpected))
+                problems.append("unexpected keys: " + ", ".join(map(str, unexpected)))
         if problems:
             raise ValueError(
                 f"load_state_dict into {type(self).__name__} failed; nothing was loaded:\n  " + "\n  ".join(problems)

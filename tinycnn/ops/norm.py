@@ -60,7 +60,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     same_dtype(op, x=x, weight=weight, bias=bias)
     if (weight is None) != (bias is None):
         raise ValueError(f"{op}: give both weight and bias, or neither")
-    if not isinstance(eps, numbers.Real) or not eps > 0:
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < np.inf:
         raise ValueError(f"{op}: eps must be a positive number, got {eps!r}")
     if not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
         raise ValueError(f"{op}: momentum must be a number in [0, 1], got {momentum!r}")

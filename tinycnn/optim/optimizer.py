@@ -206,6 +206,22 @@ class Optimizer:
         name = self._name
         if not hasattr(state_dict, "items") or "state" not in state_dict or "param_groups" not in state_dict:
             raise TypeError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups'")
+        try:
+            new_groups, new_state = self._parse_state_dict(state_dict)
+        except (KeyError, IndexError, AttributeError, TypeError, ValueError) as err:
+            if str(err).startswith(f"{name}."):
+                raise
+            # a malformed structure (a str where a list of groups belongs, a non-integer index...)
+            raise ValueError(f"{name}.load_state_dict: malformed state dict ({type(err).__name__}: {err}); expected "
+                             "{'state': {index: {name: array}}, 'param_groups': [{'params': [indices], ...}]} "
+                             f"as returned by {name}.state_dict()") from None
+        for group, merged in zip(self.param_groups, new_groups):
+            group.clear()
+            group.update(merged)
+        self.state = new_state
+
+    def _parse_state_dict(self, state_dict):
+        name = self._name
         saved_groups = _as_list(state_dict["param_groups"])
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
@@ -237,10 +253,7 @@ class Optimizer:
                     f"keep (expected some of {list(self._state_keys)})"
                 )
             new_state[id(p)] = {k: self._load_state_value(key, k, v, p) for k, v in entry.items()}
-        for group, merged in zip(self.param_groups, new_groups):
-            group.clear()
-            group.update(merged)
-        self.state = new_state
+        return new_groups, new_state
 
     def _load_state_value(self, index, key, value, p):
         if key == "step":
