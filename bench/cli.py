@@ -1,0 +1,108 @@
+"""The ``python -m bench`` command line: one sub-command per suite, shared options."""
+
+import argparse
+import importlib
+import shlex
+import sys
+
+from . import report
+
+# name -> (module, help).  A suite module has add_arguments(parser) and run(args, torch).
+SUITES = {
+    "kernels": ("bench.kernels", "time the Numba kernels against the NumPy reference and PyTorch"),
+}
+
+DEFAULT_REPEATS, QUICK_REPEATS = 15, 5
+DEFAULT_REF_REPEATS, QUICK_REF_REPEATS = 3, 1
+
+
+def positive_int(text):
+    """argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def add_common_arguments(parser):
+    parser.add_argument("--repeats", type=positive_int, default=None,
+                        help=f"timed samples per contender (default {DEFAULT_REPEATS}, "
+                             f"{QUICK_REPEATS} with --quick); medians are reported")
+    parser.add_argument("--ref-repeats", type=positive_int, default=None,
+                        help=f"samples for the slow NumPy reference (default "
+                             f"{DEFAULT_REF_REPEATS}, {QUICK_REF_REPEATS} with --quick, "
+                             "never more than --repeats)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="threads for Numba, BLAS and PyTorch (default: all cores Numba uses)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer repeats, and skip the slow reference on the largest shapes")
+    parser.add_argument("--no-torch", action="store_true", help="do not time PyTorch")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the markdown report")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="tinycnn benchmarks (figures are medians).")
+    suites = parser.add_subparsers(dest="suite", metavar="SUITE")
+    for name, (module_name, help_text) in SUITES.items():
+        module = importlib.import_module(module_name)
+        sub = suites.add_parser(name, help=help_text, description=module.__doc__)
+        add_common_arguments(sub)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def _import_torch(no_torch):
+    """PyTorch if installed and wanted, else None (it is only ever an optional reference)."""
+    if no_torch:
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _resolve(args, parser):
+    import numba
+
+    import tinycnn
+
+    limit = numba.config.NUMBA_NUM_THREADS
+    args.threads = limit if args.threads is None else args.threads
+    if not 1 <= args.threads <= limit:
+        parser.error(f"--threads must be between 1 and {limit} (NUMBA_NUM_THREADS), "
+                     f"got {args.threads}")
+    if args.repeats is None:
+        args.repeats = QUICK_REPEATS if args.quick else DEFAULT_REPEATS
+    if args.ref_repeats is None:
+        args.ref_repeats = QUICK_REF_REPEATS if args.quick else DEFAULT_REF_REPEATS
+    args.ref_repeats = min(args.ref_repeats, args.repeats)
+    tinycnn.set_num_threads(args.threads)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 0
+    _resolve(args, parser)
+    args.command_line = "python -m bench " + " ".join(shlex.quote(a) for a in argv)
+    torch = _import_torch(args.no_torch)
+    if torch is not None:
+        torch.set_num_threads(args.threads)
+    result = args.run(args, torch)
+    text = report.to_markdown(result)
+    sys.stdout.write(text)
+    if args.markdown:
+        report.write_text(args.markdown, text)
+    if args.json:
+        report.write_text(args.json, report.to_json(result))
+    return 0

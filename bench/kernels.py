@@ -1,0 +1,303 @@
+"""Kernel benchmark: tinycnn's Numba kernels against their NumPy twins and PyTorch CPU.
+
+Shapes are the layers of ResNet-34 on CIFAR (32x32 inputs) and of Xception's
+middle flow, float32, channels-last.  Each case is timed forward and
+forward+backward; tinycnn, the NumPy reference and PyTorch (NCHW and
+channels_last) are timed interleaved in one process with the same thread count.
+"""
+
+import datetime
+import sys
+
+import numpy as np
+
+from . import timing
+from .cases import ITEM, all_cases, fast_kernels, rand
+
+GEMM_SIZE = 2048   # the machine's GEMM peak, measured once up front
+PROBE_SIZE = 1024  # the GEMM timed in the same rounds as each compute-bound row
+QUICK_REFERENCE_FLOPS = 1e9   # --quick: no reference above this many forward FLOPs...
+QUICK_REFERENCE_BYTES = 64e6  # ...or this many bytes moved by the forward call
+
+
+# ------------------------------------------------------------- measurements
+
+
+def _ms(seconds):
+    return None if seconds is None else seconds * 1e3
+
+
+def _ratio(slow, fast):
+    return None if slow is None or fast is None else slow / fast
+
+
+def gemm_peak(repeats, rng):
+    """Median GFLOP/s of ``numpy.matmul`` on float32 ``GEMM_SIZE``^3."""
+    n = GEMM_SIZE
+    a, b = rand(rng, (n, n)), rand(rng, (n, n))
+    c = np.empty((n, n), dtype=np.float32)
+    samples = timing.time_interleaved(
+        {"gemm": timing.Contender(lambda: np.matmul(a, b, out=c), max(3, min(repeats, 10)))})
+    t = timing.median(samples["gemm"])
+    return {"shape": [n, n, n], "ms": _ms(t), "gflops": 2 * n ** 3 / t / 1e9,
+            "samples_ms": [_ms(s) for s in samples["gemm"]]}
+
+
+class GemmProbe:
+    """A float32 ``numpy.matmul`` of ``PROBE_SIZE``^3 timed in the same rounds as a
+    row's contenders, so that '% GEMM peak' divides two rates measured under the
+    same load (on a shared machine a peak measured once can be off by 2-3x)."""
+
+    def __init__(self, rng, n=PROBE_SIZE):
+        self.a, self.b = rand(rng, (n, n)), rand(rng, (n, n))
+        self.c = np.empty((n, n), dtype=np.float32)
+        self.flops = 2 * n ** 3
+        self.rates = []  # GFLOP/s of every row's probe median
+
+    def __call__(self):
+        np.matmul(self.a, self.b, out=self.c)
+
+    def gflops(self, seconds):
+        rate = self.flops / seconds / 1e9
+        self.rates.append(rate)
+        return rate
+
+
+def im2col_split(N, repeats, rng, probe):
+    """Split conv3x3 64@32x32 forward into im2col and GEMM, each timed alone."""
+    from tinycnn.kernels import conv
+
+    H, C, O = 32, 64, 64
+    x = rand(rng, (N, H, H, C))
+    w = rand(rng, (3, 3, C, O), (9 * C) ** -0.5)
+    w2 = w.reshape(9 * C, O)
+    rows = N * H * H
+    cols = conv.im2col(x, 3, 1, 1)  # (rows, 9*C), filled: the GEMM reads real numbers
+    y2 = np.empty((rows, O), dtype=np.float32)
+    contenders = {
+        "conv2d_forward (whole)": lambda: conv.conv2d_forward(x, w, None, 1, 1),
+        "im2col, new buffer (public im2col)": lambda: conv.im2col(x, 3, 1, 1),
+        "im2col into a reused buffer": lambda: conv._im2col_rows(
+            x, cols, 0, N * H, 0, C, 3, 3, 1, 1, 1, 1, 1, 1, H, H),
+        "GEMM (numpy.matmul, out=)": lambda: np.matmul(cols, w2, out=y2),
+    }
+    contenders = {k: timing.Contender(fn, repeats) for k, fn in contenders.items()}
+    contenders["gemm probe"] = timing.Contender(probe, repeats)
+    samples = timing.time_interleaved(contenders)
+    peak = probe.gflops(timing.median(samples.pop("gemm probe")))
+    flops = 2 * rows * 9 * C * O
+    whole = timing.median(samples["conv2d_forward (whole)"])
+    steps = []
+    for name, s in samples.items():
+        t = timing.median(s)
+        is_gemm = name.startswith("GEMM") or name.startswith("conv2d")
+        moved = ITEM * (x.size + cols.size) if name.startswith("im2col") else None
+        steps.append({"step": name, "ms": _ms(t),
+                      "gflops": flops / t / 1e9 if is_gemm else None,
+                      "gbs": moved / t / 1e9 if moved else None,
+                      "share_of_conv": t / whole,
+                      "peak_fraction": flops / t / 1e9 / peak if is_gemm else None})
+    return {"case": "conv3x3 64@32x32 forward", "x_shape": [N, H, H, C],
+            "cols_shape": list(cols.shape), "gemm_probe_gflops": peak, "steps": steps}
+
+
+def _log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def measure_case(case, args, K, reference, torch, rng, probe):
+    """Time one case (fwd and fwd+bwd); return two result dicts."""
+    N = args.batch
+    flops, bytes_fwd, bytes_bwd = case.cost(N)
+    skip_ref = args.quick and ((flops or 0) > QUICK_REFERENCE_FLOPS or bytes_fwd > QUICK_REFERENCE_BYTES)
+    make, make_torch = case.prepare(N, rng)
+    fns = {"tinycnn": make(K)}
+    if not skip_ref:
+        fns["reference"] = make(reference)
+    if torch is not None:
+        torch.manual_seed(0)
+        fns["torch_nchw"] = make_torch(torch, False)
+        fns["torch_channels_last"] = make_torch(torch, True)
+    out = []
+    for i, (pass_name, work_flops, moved) in enumerate((
+            ("fwd", flops, bytes_fwd),
+            ("fwd+bwd", None if flops is None else 3 * flops, bytes_fwd + bytes_bwd))):
+        contenders = {}
+        for who, pair in fns.items():
+            if who == "reference":
+                contenders[who] = timing.Contender(pair[i], args.ref_repeats, warmup=1)
+            else:
+                contenders[who] = timing.Contender(pair[i], args.repeats, warmup=2)
+        if case.compute_bound:
+            contenders["gemm_probe"] = timing.Contender(probe, args.repeats)
+        samples = timing.time_interleaved(contenders)
+        med = {who: timing.median(s) for who, s in samples.items()}
+        peak = probe.gflops(med["gemm_probe"]) if case.compute_bound else None
+        t = med["tinycnn"]
+        gflops = None if work_flops is None else work_flops / t / 1e9
+        row = {
+            "case": case.name, "group": case.group, "pass": pass_name,
+            "x_shape": list(case.x_shape(N)),
+            "ms": _ms(t),
+            "gflops": gflops,
+            "gbs": moved / t / 1e9,
+            "flops": work_flops, "bytes": moved,
+            "gemm_probe_gflops": peak,
+            "peak_fraction": gflops / peak if peak else None,
+            "reference_ms": _ms(med.get("reference")),
+            "speedup_vs_reference": _ratio(med.get("reference"), t),
+            "torch_nchw_ms": _ms(med.get("torch_nchw")),
+            "vs_torch_nchw": _ratio(med.get("torch_nchw"), t),
+            "torch_channels_last_ms": _ms(med.get("torch_channels_last")),
+            "vs_torch_channels_last": _ratio(med.get("torch_channels_last"), t),
+            "samples": {who: len(s) for who, s in samples.items()},
+            "samples_ms": {who: [round(_ms(v), 4) for v in s] for who, s in samples.items()},
+        }
+        out.append(row)
+        _log(f"  {case.name:32s} {pass_name:8s} {row['ms']:9.3f} ms"
+             + (f"  ref x{row['speedup_vs_reference']:.1f}" if row["reference_ms"] else "")
+             + (f"  torch nchw x{row['vs_torch_nchw']:.2f} cl x{row['vs_torch_channels_last']:.2f}"
+                if row["torch_nchw_ms"] else ""))
+    return out
+
+
+# ------------------------------------------------------------------ report
+
+
+def _f(value, fmt):
+    return "—" if value is None else format(value, fmt)
+
+
+def _g(value):
+    """Three significant figures or so, without exponents."""
+    if value is None:
+        return "—"
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else \
+        f"{value:.2f}" if value >= 0.1 else f"{value:.2g}"
+
+
+def _x(value):
+    return "—" if value is None else _g(value) + "×"
+
+
+COLUMNS = ["case", "input (N,H,W,C)", "pass", "tinycnn ms", "GFLOP/s", "GB/s", "% GEMM peak",
+           "ref ms", "vs ref", "torch NCHW ms", "vs NCHW", "torch CL ms", "vs CL"]
+
+
+def _table_rows(results):
+    rows = []
+    for r in results:
+        rows.append([
+            r["case"], "×".join(str(s) for s in r["x_shape"]), r["pass"],
+            _f(r["ms"], ".3f"), _g(r["gflops"]),
+            "—" if r["group"] in ("conv", "pointwise") else _g(r["gbs"]),
+            _f(None if r["peak_fraction"] is None else 100 * r["peak_fraction"], ".0f"),
+            _g(r["reference_ms"]), _x(r["speedup_vs_reference"]),
+            _f(r["torch_nchw_ms"], ".3f"), _x(r["vs_torch_nchw"]),
+            _f(r["torch_channels_last_ms"], ".3f"), _x(r["vs_torch_channels_last"]),
+        ])
+    return rows
+
+
+def _notes(args, peak, probe, torch):
+    notes = [
+        f"All times are **medians**: {args.repeats} sample(s) for tinycnn"
+        + (" and PyTorch" if torch is not None else "")
+        + f", {args.ref_repeats} for the NumPy reference (it is slow). The contenders of a row "
+        "are timed interleaved, one call each per round, in one process; a sample averages "
+        f"back-to-back calls until it lasts {timing.MIN_SAMPLE_SECONDS * 1e3:.0f} ms. "
+        "Warm-up calls (JIT, first-touch) are not timed, except that a reference call over "
+        f"{timing.SLOW_CALL_SECONDS:.0f} s counts as a sample.",
+        "`fwd+bwd` = forward + gradient w.r.t. the input + gradient w.r.t. the weight "
+        "(BatchNorm: weight and bias; pools: input only). PyTorch's `fwd` runs under "
+        "`no_grad`; its `fwd+bwd` is `module(x).backward(gy)`.",
+        "GFLOP/s counts 2 × multiply-adds (depthwise: 2·N·OH·OW·C·KH·KW); for fwd+bwd the "
+        "FLOPs are counted as **3 × the forward FLOPs** (input and weight gradients each cost "
+        "one forward).",
+        "GB/s (memory-bound ops) counts the compulsory traffic: every array a call reads or "
+        "writes counted once (max pool includes its int64 argmax); a kernel that passes over "
+        "its input twice moves more than this.",
+        f"% GEMM peak = the row's GFLOP/s over the rate of a float32 `numpy.matmul` "
+        f"{PROBE_SIZE}³ timed in the same rounds (load hits both alike; median over the "
+        f"rows {timing.median(probe.rates):.1f} GFLOP/s). The {GEMM_SIZE}³ matmul measured "
+        f"once at the start ran at {peak['gflops']:.1f} GFLOP/s (median).",
+        "`vs ref`, `vs NCHW`, `vs CL` are speed ratios: the other's time over tinycnn's time, "
+        "so > 1 means tinycnn is faster and 0.50× means it takes twice as long. "
+        "CL = PyTorch channels_last (input, gradient and module weights).",
+    ]
+    if args.quick:
+        notes.append("--quick: the reference is skipped (—) for cases over "
+                     f"{QUICK_REFERENCE_FLOPS / 1e9:.0f} GFLOP or {QUICK_REFERENCE_BYTES / 1e6:.0f} MB "
+                     "per forward call.")
+    if torch is None:
+        notes.append("PyTorch not timed (--no-torch, or not installed).")
+    return notes
+
+
+def _split_rows(split):
+    return [[s["step"], _f(s["ms"], ".3f"), _g(s["gflops"]), _g(s["gbs"]),
+             _f(100 * s["share_of_conv"], ".0f"),
+             _f(None if s["peak_fraction"] is None else 100 * s["peak_fraction"], ".0f")]
+            for s in split["steps"]]
+
+
+# --------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser):
+    from .cli import positive_int
+
+    parser.add_argument("--batch", type=positive_int, default=32, help="batch size N (default 32)")
+    parser.add_argument("--only", metavar="TEXT", action="append",
+                        help="run only the cases whose name contains TEXT (repeatable)")
+
+
+def run(args, torch):
+    """Run the kernel benchmark; return the report dict (see ``bench.report``)."""
+    from tinycnn.kernels import reference
+
+    started = datetime.datetime.now()
+    cases = [c for c in all_cases() if not args.only or any(t in c.name for t in args.only)]
+    if not cases:
+        raise SystemExit(f"--only {args.only}: no case matches; cases are "
+                         + ", ".join(c.name for c in all_cases()))
+    rng = np.random.default_rng(0)
+    K = fast_kernels()
+    _log(f"GEMM peak (numpy.matmul float32 {GEMM_SIZE}^3)...")
+    peak = gemm_peak(args.repeats, rng)
+    _log(f"  {peak['gflops']:.1f} GFLOP/s")
+    probe = GemmProbe(rng)
+    results = []
+    for i, case in enumerate(cases, 1):
+        _log(f"[{i}/{len(cases)}] {case.name}")
+        results += measure_case(case, args, K, reference, torch, rng, probe)
+    _log("im2col + GEMM split...")
+    split = im2col_split(args.batch, args.repeats, rng, probe)
+
+    info = timing.machine_info(args.threads, torch, started)
+    return {
+        "machine_line": timing.machine_line(info),
+        "machine": info,
+        "suite": "kernels",
+        "title": "tinycnn kernel benchmark",
+        "command": args.command_line,
+        "settings": {"batch": args.batch, "dtype": "float32", "repeats": args.repeats,
+                     "reference_repeats": args.ref_repeats, "threads": args.threads,
+                     "quick": args.quick, "torch": torch is not None, "only": args.only},
+        "notes": _notes(args, peak, probe, torch),
+        "gemm_peak": peak,
+        "gemm_probe": {"shape": [PROBE_SIZE] * 3, "median_gflops": timing.median(probe.rates),
+                       "max_gflops": max(probe.rates)},
+        "results": results,
+        "im2col_split": split,
+        "tables": [
+            {"title": f"Kernels (batch {args.batch}, float32, {args.threads} threads; "
+                      "median ms)",
+             "columns": COLUMNS, "rows": _table_rows(results)},
+            {"title": f"im2col + GEMM split: conv3x3 64@32x32 forward, batch {args.batch} "
+                      f"(columns {split['cols_shape'][0]}×{split['cols_shape'][1]})",
+             "columns": ["step", "ms", "GFLOP/s", "GB/s", "% of conv2d_forward",
+                         "% GEMM peak"],
+             "rows": _split_rows(split)},
+        ],
+    }

@@ -1,0 +1,165 @@
+"""Timing helpers and the machine line that heads every report.
+
+Timings on a shared machine are noisy, so everything here reports medians and
+the things being compared are timed *interleaved*: in each round every
+contender runs once (A, B, C, A, B, C, ...), so a burst of load from another
+process hits all of them alike instead of one.
+"""
+
+import datetime
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+
+MIN_SAMPLE_SECONDS = 0.002  # a sample averages back-to-back calls until it lasts this long
+SLOW_CALL_SECONDS = 1.0     # a warm-up call slower than this is kept as the first sample
+# Environment variables that change how threads behave; recorded when set.
+THREADING_ENV = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT", "NUMBA_NUM_THREADS",
+                 "NUMBA_THREADING_LAYER", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class Contender:
+    """One thing to time: a no-argument callable, how many samples to take,
+    and whether it needs a JIT/first-call warm-up (``warmup`` calls, not timed)."""
+
+    def __init__(self, fn, repeats, warmup=1):
+        self.fn = fn
+        self.repeats = int(repeats)
+        self.warmup = int(warmup)
+
+
+def _clock(fn, calls):
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def time_interleaved(contenders):
+    """Time ``{name: Contender}`` in interleaved rounds; return ``{name: [seconds per call]}``.
+
+    Warm-up: each contender is called ``warmup`` times (at least once); the last
+    warm-up call sets how many back-to-back calls make one sample (enough for
+    ``MIN_SAMPLE_SECONDS``), and a warm-up call slower than ``SLOW_CALL_SECONDS``
+    counts as a sample (the NumPy reference needs no JIT and is too slow to run
+    twice for nothing).  Then round after round, each contender that still needs
+    samples runs once.  The garbage collector is off while timing.
+    """
+    samples = {name: [] for name in contenders}
+    calls = {}
+    for name, c in contenders.items():
+        for _ in range(max(1, c.warmup)):
+            t = _clock(c.fn, 1)
+        calls[name] = max(1, int(MIN_SAMPLE_SECONDS / max(t, 1e-9)))
+        if t > SLOW_CALL_SECONDS:
+            samples[name].append(t)
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        rounds = max((c.repeats for c in contenders.values()), default=0)
+        for _ in range(rounds):
+            for name, c in contenders.items():
+                if len(samples[name]) < c.repeats:
+                    samples[name].append(_clock(c.fn, calls[name]))
+    finally:
+        if gc_was_on:
+            gc.enable()
+    return samples
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+# ----------------------------------------------------------------- machine
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _cpu_count():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _blas():
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [{k: info.get(k) for k in ("internal_api", "version", "architecture",
+                                       "threading_layer", "num_threads")}
+            for info in threadpool_info() if info.get("user_api") == "blas"]
+
+
+def machine_info(threads, torch_module=None, started=None):
+    """A dict describing the machine and software; ``machine_line`` renders it.
+
+    Call it after the benchmark ran: Numba's threading layer is only known once
+    a parallel kernel has run.  ``started`` is the run's start time (default now).
+    """
+    import numba
+    import numpy
+
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel ran yet
+        layer = None
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        load = None
+    started = started or datetime.datetime.now()
+    return {
+        "cpu": _cpu_model(),
+        "cores": _cpu_count(),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "numba": numba.__version__,
+        "numba_threading_layer": layer,
+        "numba_num_threads": numba.config.NUMBA_NUM_THREADS,
+        "blas": _blas(),
+        "torch": getattr(torch_module, "__version__", None),
+        "threads": threads,
+        "date": started.isoformat(timespec="minutes"),
+        "load_average_at_end": load,
+        "platform": sys.platform,
+        "env": {k: os.environ[k] for k in THREADING_ENV if k in os.environ},
+    }
+
+
+def machine_line(info):
+    """One line: CPU, cores, Python/NumPy/Numba/BLAS/torch versions, threads, date."""
+    blas = ", ".join(f"{b['internal_api']} {b['version']} {b['architecture']}"
+                     for b in info["blas"]) or "unknown"
+    numba = f"Numba {info['numba']}"
+    if info["numba_threading_layer"]:
+        numba += f" ({info['numba_threading_layer']})"
+    parts = [
+        f"{info['cpu']}, {info['cores']} cores",
+        f"Python {info['python']}",
+        f"NumPy {info['numpy']}",
+        numba,
+        f"BLAS {blas}",
+    ]
+    if info["torch"]:
+        parts.append(f"torch {info['torch']}")
+    parts.append(f"{info['threads']} threads")
+    parts += [f"{k}={v}" for k, v in info.get("env", {}).items()]
+    parts.append(info["date"])
+    if info["load_average_at_end"]:
+        parts.append(f"load avg {info['load_average_at_end'][0]:.1f} at end")
+    return " | ".join(parts)
