@@ -257,3 +257,10 @@ def test_objects_that_would_need_pickle_are_refused(tmp_path, obj, what):
     with pytest.raises(TypeError, match=what):
         io.save({"x": obj}, tmp_path / "x.npz")
     assert os.listdir(tmp_path) == []
+
+
+def test_save_and_load_are_exported_at_top_level(tmp_path):
+    import tinycnn
+
+    path = tinycnn.save({"w": np.arange(3.0)}, tmp_path / "state.npz")
+    assert np.array_equal(tinycnn.load(path)["w"], np.arange(3.0))

@@ -9,6 +9,7 @@ from . import functional, nn
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
+from .io import load, save
 from .random import get_rng_state, manual_seed, set_rng_state
 from .summary import summary
 from .tensor import Tensor
@@ -19,6 +20,6 @@ __version__ = "0.1.0"
 __all__ = [
     "AnomalyError", "detect_anomaly", "is_anomaly_enabled",
     "Function", "GradcheckError", "Tensor", "enable_grad", "functional", "get_num_threads",
-    "get_rng_state", "gradcheck", "is_grad_enabled", "manual_seed", "nn", "no_grad",
+    "get_rng_state", "gradcheck", "is_grad_enabled", "load", "manual_seed", "nn", "no_grad", "save",
     "set_num_threads", "set_rng_state", "summary",
 ]
