@@ -47,6 +47,7 @@ def test_summary_prints_a_table(capsys):
     (["eval", "/no/such.npz"], "no such checkpoint"),
     (["summary", "resnet21"], "unknown model"),
     (["frobnicate"], "invalid choice"),
+    (["train", "--dataset", "digits", "--download"], "not a downloadable dataset"),
     (["summary", "resnet20", "--input-shape", "8", "8"], "--input-shape"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):

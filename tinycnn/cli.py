@@ -1,4 +1,4 @@
-"""The ``tinycnn`` command line: train, eval, predict, summary, models, demo.
+"""The ``tinycnn`` command line: train, eval, predict, summary, models, demo, bench.
 
 Every command has ``--help``.  A bad argument or input prints one line
 ``tinycnn <command>: error: ...`` and exits with code 2; Ctrl-C during
@@ -78,6 +78,16 @@ def _train(args):
         model_kwargs = {}
     if args.se is not None:
         model_kwargs = {"se": True, "se_reduction": args.se} if args.se > 0 else {}
+    if args.download:
+        from .data import downloads
+
+        if str(args.dataset).lower() not in downloads.DATASETS:
+            raise UsageError(f"--download: {args.dataset!r} is not a downloadable dataset; "
+                             f"known: {', '.join(sorted(downloads.DATASETS))}")
+        try:
+            downloads.download(str(args.dataset).lower())
+        except (OSError, ValueError) as err:
+            raise UsageError(f"--download: {err}") from None
     out = args.out
     if out is None:
         if args.resume is not None:
@@ -257,6 +267,25 @@ def _models(args):
     return 0
 
 
+def _bench(argv):
+    """``tinycnn bench ...`` = ``python -m bench ...``.  The benchmarks live in the
+    source checkout (bench/ is not installed), next to this package's folder."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isfile(os.path.join(root, "bench", "cli.py")):
+        print("tinycnn bench: error: the benchmarks are not installed with tinycnn; run `tinycnn bench` (or "
+              "`python -m bench`) from a source checkout installed with `pip install -e .`", file=sys.stderr)
+        return EXIT_USAGE
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    import bench.cli
+
+    if os.path.dirname(os.path.dirname(os.path.abspath(bench.cli.__file__))) != root:
+        print(f"tinycnn bench: error: `import bench` found {bench.cli.__file__}, not the checkout's "
+              f"{root}/bench; run from the repository root", file=sys.stderr)
+        return EXIT_USAGE
+    return bench.cli.main(argv)
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -286,6 +315,8 @@ def build_parser():
     t.add_argument("--dataset", default=DEFAULTS["dataset"],
                    help="dataset name (digits, mnist, fashion-mnist, kmnist, cifar10, cifar100) or a folder "
                         "(default digits, bundled)")
+    t.add_argument("--download", action="store_true",
+                   help="fetch a named dataset first (checksum-verified, into $TINYCNN_DATA or ~/.tinycnn/data)")
     t.add_argument("--split", type=_positive_int, default=None, metavar="N",
                    help="for a folder holding only a test set (e.g. MNIST t10k files): shuffle it with seed 0, "
                         "train on the first N images, test on the rest")
@@ -343,11 +374,21 @@ def build_parser():
 
     m = commands.add_parser("models", help="list the model names", description="List the registered model names.")
     m.set_defaults(run=_models)
+
+    # listed for --help only: main() hands everything after `bench` to bench.cli
+    commands.add_parser("bench", help="run the benchmarks (`tinycnn bench --help`; needs the source checkout)",
+                        add_help=False)
     return parser
 
 
 def main(argv=None):
     """Run the command line; returns the exit code (0 ok, 1 failed, 2 usage, 130 interrupted)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        try:
+            return _bench(argv[1:])
+        except SystemExit as exc:  # --help and argparse's own exits
+            return exc.code if isinstance(exc.code, int) else 0
     parser, args = build_parser(), None
     try:
         args = parser.parse_args(argv)
