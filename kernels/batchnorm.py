@@ -3,9 +3,10 @@
 ``x`` is ``(N, H, W, C)``, seen as ``R = N*H*W`` rows of ``C`` channels; the
 per-channel vectors (``weight``, ``bias``, statistics) are ``(C,)``.
 
-Statistics are two-pass (mean first, then the mean of squared deviations) and
-accumulated in float64, so a float32 input with a large offset keeps an
-accurate variance.  The normalisation itself is also computed in float64 and
+Statistics are accumulated in float64 and two-pass within blocks of rows that
+stay in cache (block mean, then squared deviations from it), blocks and chunks
+merged with Chan et al.'s update: ``x`` is read from memory once, and a float32
+input with a large offset keeps an accurate variance.  The normalisation itself is also computed in float64 and
 rounded once to the input dtype.  Returned vectors have the input dtype.
 
 Races: reductions cut the ``R`` rows into a fixed number of chunks; each chunk
@@ -36,30 +37,77 @@ def _num_chunks(rows):
     return max(1, min(rows, 4 * numba.config.NUMBA_NUM_THREADS))
 
 
+_MOMENT_BLOCK = 32  # rows per in-cache two-pass block of _channel_moments
+
+
+def _merge_moments(means, m2s, R):
+    """Merge per-chunk ``(mean, M2)`` rows (chunk ``p`` has rows ``p*R//P .. (p+1)*R//P``)
+    into the batch mean and biased variance (Chan et al.'s pairwise update, in order)."""
+    P = means.shape[0]
+    mean = means[0].copy()
+    m2 = m2s[0].copy()
+    count = R // P
+    for p in range(1, P):
+        nb = (p + 1) * R // P - p * R // P
+        total = count + nb
+        delta = means[p] - mean
+        mean += delta * (nb / total)
+        m2 += m2s[p] + delta * delta * (count * nb / total)
+        count = total
+    return mean, np.maximum(m2 / R, 0.0)
+
+
 # --------------------------------------------------------------------- kernels
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _channel_sums(x, shift, partial):
-    """``partial[p, c] = sum over rows i of chunk p of (x[i, c] - shift[c])``, and
-    ``partial[P + p, c]`` the same sum of squares, all in float64.
+def _channel_moments(x, partial, B):
+    """Per-chunk mean and sum of squared deviations, in float64, reading ``x`` from memory once.
 
     ``x`` is ``(R, C)``; chunk ``p`` holds rows ``p*R//P <= i < (p+1)*R//P`` where
-    ``partial`` is ``(2P, C)``.  Parallel over chunks, each writing its own rows
-    of ``partial``; the caller sums over chunks.  With ``shift = 0`` the first
-    half gives the mean; with ``shift = mean`` the second half gives the variance.
+    ``partial`` is ``(2P, C)``: ``partial[p]`` gets the chunk's mean and
+    ``partial[P + p]`` its ``M2 = sum (x - chunk mean)**2``.  Within a chunk, blocks
+    of ``B`` rows are done two-pass (block mean, then squared deviations from it,
+    the block still in cache) and merged into the running moments with Chan et
+    al.'s update, so a large offset costs no accuracy.  Parallel over chunks, each
+    writing its own rows of ``partial``; the caller merges the chunks.
     """
     R, C = x.shape
     P = partial.shape[0] // 2
     for p in prange(P):
-        for c in range(C):
-            partial[p, c] = 0.0
-            partial[P + p, c] = 0.0
-        for i in range(p * R // P, (p + 1) * R // P):
+        lo = p * R // P
+        hi = (p + 1) * R // P
+        mean = np.zeros(C)
+        m2 = np.zeros(C)
+        bm = np.empty(C)
+        bq = np.empty(C)
+        count = 0
+        for b0 in range(lo, hi, B):
+            b1 = min(b0 + B, hi)
+            nb = b1 - b0
+            bm[:] = 0.0
+            for i in range(b0, b1):
+                xr = x[i]
+                for c in range(C):
+                    bm[c] += np.float64(xr[c])
             for c in range(C):
-                d = np.float64(x[i, c]) - shift[c]
-                partial[p, c] += d
-                partial[P + p, c] += d * d
+                bm[c] /= nb
+            bq[:] = 0.0
+            for i in range(b0, b1):
+                xr = x[i]
+                for c in range(C):
+                    d = np.float64(xr[c]) - bm[c]
+                    bq[c] += d * d
+            total = count + nb
+            fa = nb / total
+            fb = count * fa
+            for c in range(C):
+                delta = bm[c] - mean[c]
+                mean[c] += delta * fa
+                m2[c] += bq[c] + delta * delta * fb
+            count = total
+        partial[p] = mean
+        partial[P + p] = m2
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
@@ -67,22 +115,26 @@ def _grad_sums(gy, x, shift, partial):
     """Per-chunk sums for the backward pass, in float64, with ``d = x[i, c] - shift[c]``:
     ``partial[p, c] = sum gy[i, c]``, ``partial[P + p, c] = sum gy[i, c] * d`` and
     ``partial[2P + p, c] = sum d`` over the rows ``i`` of chunk ``p`` (as in
-    ``_channel_sums``; ``partial`` is ``(3P, C)``).
+    ``_channel_moments``; ``partial`` is ``(3P, C)``).
     """
     R, C = x.shape
     P = partial.shape[0] // 3
     for p in prange(P):
-        for c in range(C):
-            partial[p, c] = 0.0
-            partial[P + p, c] = 0.0
-            partial[2 * P + p, c] = 0.0
+        s1 = np.zeros(C)  # fresh local accumulators and row views vectorise best
+        s2 = np.zeros(C)
+        s3 = np.zeros(C)
         for i in range(p * R // P, (p + 1) * R // P):
+            gr = gy[i]
+            xr = x[i]
             for c in range(C):
-                g = np.float64(gy[i, c])
-                d = np.float64(x[i, c]) - shift[c]
-                partial[p, c] += g
-                partial[P + p, c] += g * d
-                partial[2 * P + p, c] += d
+                g = np.float64(gr[c])
+                d = np.float64(xr[c]) - shift[c]
+                s1[c] += g
+                s2[c] += g * d
+                s3[c] += d
+        partial[p] = s1
+        partial[P + p] = s2
+        partial[2 * P + p] = s3
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
@@ -95,8 +147,10 @@ def _affine_rows(x, center, scale, shift, y, P):
     R, C = x.shape
     for p in prange(P):
         for i in range(p * R // P, (p + 1) * R // P):
+            xr = x[i]
+            yr = y[i]
             for c in range(C):
-                y[i, c] = (np.float64(x[i, c]) - center[c]) * scale[c] + shift[c]
+                yr[c] = (np.float64(xr[c]) - center[c]) * scale[c] + shift[c]
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
@@ -111,9 +165,12 @@ def _backward_rows(gy, x, mean, k, gy_mean, proj, gx, P):
     R, C = x.shape
     for p in prange(P):
         for i in range(p * R // P, (p + 1) * R // P):
+            gr = gy[i]
+            xr = x[i]
+            gxr = gx[i]
             for c in range(C):
-                gx[i, c] = k[c] * (np.float64(gy[i, c]) - gy_mean[c]
-                                   - (np.float64(x[i, c]) - mean[c]) * proj[c])
+                gxr[c] = k[c] * (np.float64(gr[c]) - gy_mean[c]
+                                 - (np.float64(xr[c]) - mean[c]) * proj[c])
 
 
 # -------------------------------------------------------------------- checking
@@ -175,12 +232,8 @@ def batch_norm_forward_train(x, weight, bias, eps):
         raise ValueError(f"x must hold at least one value per channel, got shape {x.shape}")
     P = _num_chunks(R)
     partial = np.empty((2 * P, C))
-    _channel_sums(x2, np.zeros(C), partial)
-    mean = partial[:P].sum(axis=0) / R
-    _channel_sums(x2, mean, partial)
-    mean_d = partial[:P].sum(axis=0) / R  # mean(x - mean): the first pass's rounding error
-    var = np.maximum(partial[P:].sum(axis=0) / R - mean_d * mean_d, 0.0)
-    mean = mean + mean_d
+    _channel_moments(x2, partial, _MOMENT_BLOCK)
+    mean, var = _merge_moments(partial[:P], partial[P:], R)
     invstd = 1.0 / np.sqrt(var + eps)
     w, b = _affine64(weight, bias, C)
     y = np.empty_like(x2)

@@ -14,11 +14,15 @@ rows, with ``rows * OW * KH*KW*C/groups * itemsize <= get_workspace_limit()``.
 A chunk may span image boundaries (rows are numbered ``n*OH + oh``).  The
 smallest chunk is one output row; if even one row's columns exceed the limit,
 that one row is processed anyway (the only case where the limit is exceeded).
-One buffer is allocated per call and reused by every chunk and group.
+One buffer serves every chunk and group of a call, and it is kept for the
+next call (one per dtype, only if it fits in the limit): fresh buffers of
+tens of MB cost more in page faults than the im2col copy.
 
 A 1x1 kernel with stride 1 and no padding needs no columns at all: the input
 reshaped to ``(N*H*W, C)`` already is the columns matrix.
 """
+
+import threading
 
 import numpy as np
 from numba import njit, prange
@@ -68,23 +72,32 @@ def _im2col_rows(x, cols, r0, r1, c0, CG, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW
     """
     N, H, W, C = x.shape
     zero = x.dtype.type(0)
+    run = DW == 1 and CG == C  # the KW taps of a row are one contiguous run of x
+    KWCG = KW * CG
     for r in prange(r0, r1):
         n = r // OH
         oh = r - n * OH
         base = (r - r0) * OW
         for ow in range(OW):
-            row = base + ow
+            cr = cols[base + ow]  # row views and slice copies: contiguous, vectorised runs
+            iw0 = ow * SW - PL
             for kh in range(KH):
                 ih = oh * SH - PT + kh * DH
+                colk = kh * KWCG
+                if ih < 0 or ih >= H:
+                    cr[colk:colk + KWCG] = zero
+                    continue
+                xr = x[n, ih]
+                if run and iw0 >= 0 and iw0 + KW <= W:
+                    cr[colk:colk + KWCG] = xr[iw0:iw0 + KW].ravel()
+                    continue
                 for kw in range(KW):
-                    iw = ow * SW - PL + kw * DW
-                    col = (kh * KW + kw) * CG
-                    if ih < 0 or ih >= H or iw < 0 or iw >= W:
-                        for j in range(CG):
-                            cols[row, col + j] = zero
+                    iw = iw0 + kw * DW
+                    col = colk + kw * CG
+                    if iw < 0 or iw >= W:
+                        cr[col:col + CG] = zero
                     else:
-                        for j in range(CG):
-                            cols[row, col + j] = x[n, ih, iw, c0 + j]
+                        cr[col:col + CG] = xr[iw, c0:c0 + CG]
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
@@ -241,9 +254,37 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
     return gx
 
 
+_workspace_cache = {}  # dtype -> 1-D buffer kept between calls (at most the workspace limit)
+_workspace_lock = threading.Lock()
+
+
 def _workspace(rows, ncols, dtype):
-    """Allocate the im2col buffer (one per call; tests wrap this to watch its size)."""
-    return np.empty((rows, ncols), dtype=dtype)
+    """Return an uninitialised ``(rows, ncols)`` im2col buffer (tests wrap this to watch its size).
+
+    Reuses the buffer the previous call released when it is large enough: a
+    fresh buffer of tens of MB costs more in first-touch page faults than the
+    im2col copy itself.  A buffer in use is out of the cache, so concurrent
+    calls never share one.
+    """
+    dtype = np.dtype(dtype)
+    size = rows * ncols
+    with _workspace_lock:
+        buf = _workspace_cache.pop(dtype, None)
+    if buf is None or buf.size < size:
+        buf = None  # drop the smaller cached buffer before allocating
+        buf = np.empty(size, dtype=dtype)
+    return buf[:size].reshape(rows, ncols)
+
+
+def _release_workspace(cols):
+    """Give a buffer from ``_workspace`` back for reuse, if it fits in the workspace limit."""
+    base = cols.base if cols.base is not None else cols
+    if base.ndim != 1 or not base.flags.c_contiguous or base.nbytes > _workspace_limit:
+        return
+    with _workspace_lock:
+        kept = _workspace_cache.get(base.dtype)
+        if kept is None or kept.size < base.size:
+            _workspace_cache[base.dtype] = base
 
 
 def _chunks(g, CG, dtype):
@@ -297,6 +338,7 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
             for k in range(G):
                 _im2col_rows(x, cols, r0, r1, k * CG, CG, *g.kernel_args())
                 np.matmul(cols, w2[:, k * OG:(k + 1) * OG], out=out[:, k * OG:(k + 1) * OG])
+        _release_workspace(buf)
     if b is not None:
         y2 += b
     return y
@@ -313,7 +355,9 @@ def conv2d_backward_input(gy, w, x_shape, stride=1, padding=0, dilation=1, group
     """Gradient of ``conv2d_forward`` with respect to ``x``: ``gx`` of shape ``x_shape``.
 
     Per chunk and group: columns ``gy2 @ w2.T`` (GEMM), then col2im adds them
-    onto the input pixels they came from.
+    onto the input pixels they came from.  Stride 1, dilation 1, one group and
+    padding ``< kernel`` take a faster route: the convolution of ``gy`` with the
+    flipped, channel-swapped kernel (im2col + GEMM, no scatter).
     """
     check_nhwc(gy, "gy")
     _check_weight(w)
@@ -333,6 +377,15 @@ def conv2d_backward_input(gy, w, x_shape, stride=1, padding=0, dilation=1, group
             np.matmul(gy2[:, k * OG:(k + 1) * OG], w2[:, k * OG:(k + 1) * OG].T,
                       out=gx2[:, k * CG:(k + 1) * CG])
         return gx
+    PT, PB, PL, PR = g.pads
+    flipped = (KH - 1 - PT, KH - 1 - PB, KW - 1 - PL, KW - 1 - PR)
+    if (G == 1 and g.SH == g.SW == 1 and g.DH == g.DW == 1 and min(flipped) >= 0
+            and g.N > 0 and g.H * g.W >= 64):  # measured slower at 4x4
+        # Stride 1: gx is the convolution of gy with the flipped kernel, its in/out
+        # channels swapped, padded by K-1-P: im2col of gy + GEMM, which is faster
+        # than GEMM + col2im (the col2im scatter-add is the slowest step).
+        wf = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
+        return conv2d_forward(np.ascontiguousarray(gy), wf, None, stride=1, padding=flipped)
     gx = np.zeros(x_shape, dtype=gy.dtype)
     if g.N == 0:
         return gx
@@ -343,6 +396,7 @@ def conv2d_backward_input(gy, w, x_shape, stride=1, padding=0, dilation=1, group
         for k in range(G):
             np.matmul(gy_chunk[:, k * OG:(k + 1) * OG], w2[:, k * OG:(k + 1) * OG].T, out=cols)
             _col2im_rows(cols, gx, r0, r1, k * CG, CG, *g.kernel_args())
+    _release_workspace(buf)
     return gx
 
 
@@ -382,6 +436,7 @@ def conv2d_backward_weight(x, gy, w_shape, stride=1, padding=0, dilation=1, grou
             _im2col_rows(x, cols, r0, r1, k * CG, CG, *g.kernel_args())
             np.matmul(cols.T, gy_chunk[:, k * OG:(k + 1) * OG], out=partial)
             gw2[:, k * OG:(k + 1) * OG] += partial
+    _release_workspace(buf)
     return gw
 
 

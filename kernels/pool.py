@@ -17,10 +17,12 @@ so every window holds at least one real input pixel.
 
 Races: forward passes are parallel over output rows ``(n, oh)``, the
 average-pool input gradient over input rows ``(n, ih)`` (gathered per row), the
-max-pool input gradient (a scatter through ``argmax``) over ``(n, channel
-block)`` pairs, each thread owning its slice of ``gx``.
+max-pool input gradient (a scatter through ``argmax``) and the global average
+over ``(n, channel block)`` pairs (whole images unless the batch is small), each
+thread owning its slice of ``gx`` / ``y``.
 """
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -33,7 +35,14 @@ __all__ = [
     "global_avg_pool2d_forward", "global_avg_pool2d_backward",
 ]
 
-_CHANNEL_BLOCK = 16  # channels per thread task where a kernel splits the channel axis
+_CHANNEL_BLOCK = 16  # the finest split of the channel axis (channels per thread task)
+
+
+def _channel_block(N, C):
+    """Channels per task for kernels parallel over ``(image, channel block)``: all ``C``
+    (whole contiguous pixel rows) unless the batch is too small to keep every thread busy."""
+    blocks = max(1, min(-(-4 * numba.get_num_threads() // max(N, 1)), C // _CHANNEL_BLOCK))
+    return -(-C // blocks)
 
 
 # --------------------------------------------------------------------- kernels
@@ -76,22 +85,53 @@ def _max_pool_forward(x, y, argmax, KH, KW, SH, SW, PH, PW):
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def _max_pool_backward(gy, argmax, gx, CB):
-    """``gx[n, argmax[n, oh, ow, c], c] += gy[n, oh, ow, c]`` (``gx`` is ``(N, H*W, C)``, zeroed).
+    """``gx[n, argmax[n, oh, ow, c], c] += gy[n, oh, ow, c]`` (``gx`` is ``(N, H*W, C)``,
+    uninitialised: each task zeroes its own slice first).  Returns the number of
+    ``argmax`` entries outside ``[0, H*W)``; those are skipped (the caller raises).
 
     A scatter: windows overlap, so two outputs may hit one input pixel.  Parallel
     over tasks ``t = n*NB + block``, each owning channels ``block*CB .. block*CB+CB-1``
-    of image ``n`` in ``gx``; no two tasks write the same element.
+    of image ``n`` in ``gx``; no two tasks write the same element.  With ``CB = C``
+    a task streams whole pixel rows and its image's ``gx`` stays in cache.
     """
     N, OH, OW, C = gy.shape
+    HW = gx.shape[1]
     NB = (C + CB - 1) // CB
+    bad = 0
     for t in prange(N * NB):
         n = t // NB
         c0 = (t - n * NB) * CB
         c1 = min(c0 + CB, C)
+        nbad = 0
+        if NB == 1:  # whole images: contiguous views (faster than the sliced ones below)
+            gxn = gx[n]
+            gxn[:] = 0
+            for oh in range(OH):
+                for ow in range(OW):
+                    arow_n = argmax[n, oh, ow]
+                    grow_n = gy[n, oh, ow]
+                    for c in range(C):
+                        a = arow_n[c]
+                        if a >= 0 and a < HW:
+                            gxn[a, c] += grow_n[c]
+                        else:
+                            nbad += 1
+            bad += nbad
+            continue
+        gxt = gx[n, :, c0:c1]  # views: the row offsets are computed once per pixel
+        gxt[:] = 0
         for oh in range(OH):
             for ow in range(OW):
-                for c in range(c0, c1):
-                    gx[n, argmax[n, oh, ow, c], c] += gy[n, oh, ow, c]
+                arow = argmax[n, oh, ow, c0:c1]
+                grow = gy[n, oh, ow, c0:c1]
+                for c in range(c1 - c0):
+                    a = arow[c]
+                    if a >= 0 and a < HW:
+                        gxt[a, c] += grow[c]
+                    else:
+                        nbad += 1
+        bad += nbad
+    return bad
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -175,19 +215,27 @@ def _global_avg_forward(x, y, CB):
     """``y[n, c] = sum_{h, w} x[n, h, w, c] / (H*W)``, summed in float64.
 
     Parallel over tasks ``t = n*NB + block``, each owning channels
-    ``block*CB .. block*CB+CB-1`` of ``y[n]``.
+    ``block*CB .. block*CB+CB-1`` of ``y[n]`` (with ``CB = C``, whole images whose
+    pixel rows are read as one contiguous stream).
     """
     N, H, W, C = x.shape
     NB = (C + CB - 1) // CB
+    xf = x.reshape(N, H * W, C)
     for t in prange(N * NB):
         n = t // NB
         c0 = (t - n * NB) * CB
         c1 = min(c0 + CB, C)
         acc = np.zeros(c1 - c0, dtype=np.float64)
-        for h in range(H):
-            for w in range(W):
+        if NB == 1:  # whole images: contiguous row views (the offsets computed once per pixel)
+            xn = xf[n]
+            for i in range(H * W):
+                row = xn[i]
+                for c in range(C):
+                    acc[c] += row[c]
+        else:
+            for i in range(H * W):
                 for c in range(c0, c1):
-                    acc[c - c0] += x[n, h, w, c]
+                    acc[c - c0] += xf[n, i, c]
         for c in range(c0, c1):
             y[n, c] = acc[c - c0] / (H * W)
 
@@ -278,12 +326,13 @@ def max_pool2d_backward(gy, argmax, x_shape):
     if gy.shape[0] != N or gy.shape[3] != C:
         raise ValueError(f"gy (N, OH, OW, C) = {gy.shape} does not match x_shape "
                          f"(N, H, W, C) = {(N, H, W, C)}: expected N={N} and C={C}")
-    if argmax.size and (argmax.min() < 0 or argmax.max() >= H * W):
+    gx = np.empty((N, H * W, C), dtype=gy.dtype)
+    bad = _max_pool_backward(np.ascontiguousarray(gy),
+                             np.ascontiguousarray(argmax, dtype=np.int64), gx,
+                             _channel_block(N, C))
+    if bad:
         raise ValueError(f"argmax must hold flat indices ih*W + iw in [0, {H * W}) for "
                          f"H={H}, W={W}; got values in [{argmax.min()}, {argmax.max()}]")
-    gx = np.zeros((N, H * W, C), dtype=gy.dtype)
-    _max_pool_backward(np.ascontiguousarray(gy), np.ascontiguousarray(argmax, dtype=np.int64),
-                       gx, _CHANNEL_BLOCK)
     return gx.reshape(N, H, W, C)
 
 
@@ -317,7 +366,7 @@ def global_avg_pool2d_forward(x):
     check_nhwc(x, "x")
     N, H, W, C = x.shape
     y = np.empty((N, C), dtype=x.dtype)
-    _global_avg_forward(np.ascontiguousarray(x), y, _CHANNEL_BLOCK)
+    _global_avg_forward(np.ascontiguousarray(x), y, _channel_block(N, C))
     return y
 
 
