@@ -7,9 +7,12 @@ import sys
 
 from . import report
 
-# name -> (module, help).  A suite module has add_arguments(parser) and run(args, torch).
+# name -> (module, help).  A suite module has add_arguments(parser) and run(args, torch),
+# and may set DEFAULT_REPEATS = (default, with --quick) when its samples are slow.
 SUITES = {
     "kernels": ("bench.kernels", "time the Numba kernels against the NumPy reference and PyTorch"),
+    "models": ("bench.models", "training and inference images/s and peak memory of whole models"),
+    "startup": ("bench.startup", "time from `import tinycnn` to the end of the first training step"),
 }
 
 DEFAULT_REPEATS, QUICK_REPEATS = 15, 5
@@ -27,10 +30,10 @@ def positive_int(text):
     return value
 
 
-def add_common_arguments(parser):
+def add_common_arguments(parser, repeats=(DEFAULT_REPEATS, QUICK_REPEATS)):
     parser.add_argument("--repeats", type=positive_int, default=None,
-                        help=f"timed samples per contender (default {DEFAULT_REPEATS}, "
-                             f"{QUICK_REPEATS} with --quick); medians are reported")
+                        help=f"timed samples per contender (default {repeats[0]}, "
+                             f"{repeats[1]} with --quick); medians are reported")
     parser.add_argument("--ref-repeats", type=positive_int, default=None,
                         help=f"samples for the slow NumPy reference (default "
                              f"{DEFAULT_REF_REPEATS}, {QUICK_REF_REPEATS} with --quick, "
@@ -51,9 +54,10 @@ def build_parser():
     for name, (module_name, help_text) in SUITES.items():
         module = importlib.import_module(module_name)
         sub = suites.add_parser(name, help=help_text, description=module.__doc__)
-        add_common_arguments(sub)
+        repeats = getattr(module, "DEFAULT_REPEATS", (DEFAULT_REPEATS, QUICK_REPEATS))
+        add_common_arguments(sub, repeats)
         module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        sub.set_defaults(run=module.run, default_repeats=repeats)
     return parser
 
 
@@ -79,7 +83,7 @@ def _resolve(args, parser):
         parser.error(f"--threads must be between 1 and {limit} (NUMBA_NUM_THREADS), "
                      f"got {args.threads}")
     if args.repeats is None:
-        args.repeats = QUICK_REPEATS if args.quick else DEFAULT_REPEATS
+        args.repeats = args.default_repeats[1 if args.quick else 0]
     if args.ref_repeats is None:
         args.ref_repeats = QUICK_REF_REPEATS if args.quick else DEFAULT_REF_REPEATS
     args.ref_repeats = min(args.ref_repeats, args.repeats)

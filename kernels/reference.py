@@ -348,3 +348,14 @@ def batch_norm_update_running(running_mean, running_var, mean, var, n, momentum)
     unbiased = var.astype(np.float64) * n / (n - 1)
     running_mean[...] = (1 - momentum) * running_mean + momentum * mean.astype(np.float64)
     running_var[...] = (1 - momentum) * running_var + momentum * unbiased
+
+
+# ======================================================================
+# Fused inference passes (twins of kernels/fused.py)
+# ======================================================================
+
+
+def bias_relu_(y, b):
+    """``y = max(y + b, 0)`` over the last axis, in place (NaN stays NaN)."""
+    np.maximum(y + b, 0, out=y)
+    return y

@@ -6,9 +6,14 @@ State-dict keys are torchvision's (``conv1``, ``bn1``, ``layer1.0.conv1``,
 (in, out)).  ``se=True`` puts a squeeze-and-excitation unit (keys
 ``layerX.Y.se.fc1``/``fc2``, as timm) in every block after its last
 BatchNorm, before the residual addition.
+
+``conv_bn_act(x, conv, bn, relu)`` is ``relu(bn(conv(x)))`` (``bn(conv(x))``
+without ``relu``); in eval mode without gradients it runs as one convolution
+with the BatchNorm folded in (``tinycnn.nn.fusion``).
 """
 
 from tinycnn import nn
+from tinycnn.nn import conv_bn_act
 
 from ._common import check_input, check_se_reduction, init_weights
 from .registry import register_model
@@ -44,12 +49,8 @@ class BasicBlock(nn.Module):
     def forward(self, x):
         identity = x
 
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
-
-        out = self.conv2(out)
-        out = self.bn2(out)
+        out = conv_bn_act(x, self.conv1, self.bn1, self.relu)
+        out = conv_bn_act(out, self.conv2, self.bn2)
         if self.se is not None:
             out = self.se(out)
 
@@ -87,16 +88,9 @@ class Bottleneck(nn.Module):
     def forward(self, x):
         identity = x
 
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
-
-        out = self.conv2(out)
-        out = self.bn2(out)
-        out = self.relu(out)
-
-        out = self.conv3(out)
-        out = self.bn3(out)
+        out = conv_bn_act(x, self.conv1, self.bn1, self.relu)
+        out = conv_bn_act(out, self.conv2, self.bn2, self.relu)
+        out = conv_bn_act(out, self.conv3, self.bn3)
         if self.se is not None:
             out = self.se(out)
 
@@ -177,9 +171,7 @@ class ResNet(nn.Module):
     def forward_features(self, x):
         """(N, H, W, in_chans) -> the last stage's maps (N, h, w, num_features)."""
         check_input(self, x, self.in_chans)
-        x = self.conv1(x)
-        x = self.bn1(x)
-        x = self.relu(x)
+        x = conv_bn_act(x, self.conv1, self.bn1, self.relu)
         if self.maxpool is not None:
             x = self.maxpool(x)
         for name in self.stage_names:

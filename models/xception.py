@@ -5,10 +5,13 @@ Keys as timm's ``xception``: ``conv1``/``bn1``, ``conv2``/``bn2``, ``block1``
 ``skip``/``skipbn``), ``conv3``/``bn3``, ``conv4``/``bn4``, ``fc``.  A
 separable convolution's depthwise part is ``conv1``, its 1x1 part
 ``pointwise``.  The ``rep`` Sequential keeps timm's parameterless ReLUs, so
-the numbered keys (``block2.rep.1.conv1.weight``) line up.
+the numbered keys (``block2.rep.1.conv1.weight``) line up.  ``conv_bn_act``
+and ``Sequential`` fuse each convolution with its BatchNorm (and ReLU) at
+inference (``tinycnn.nn.fusion``).
 """
 
 from tinycnn import nn
+from tinycnn.nn import conv_bn_act
 
 from ._common import check_input, check_se_reduction, init_weights
 from .registry import register_model
@@ -58,7 +61,7 @@ class Block(nn.Module):
             x = self.se(x)
 
         if self.skip is not None:
-            identity = self.skipbn(self.skip(inp))
+            identity = conv_bn_act(inp, self.skip, self.skipbn)
         else:
             identity = inp
 
@@ -137,12 +140,12 @@ class Xception(nn.Module):
     def forward_features(self, x):
         """(N, H, W, in_chans) -> the exit flow's maps (N, h, w, num_features)."""
         check_input(self, x, self.in_chans)
-        x = self.act1(self.bn1(self.conv1(x)))
-        x = self.act2(self.bn2(self.conv2(x)))
+        x = conv_bn_act(x, self.conv1, self.bn1, self.act1)
+        x = conv_bn_act(x, self.conv2, self.bn2, self.act2)
         for name in self.block_names:
             x = getattr(self, name)(x)
-        x = self.act3(self.bn3(self.conv3(x)))
-        x = self.act4(self.bn4(self.conv4(x)))
+        x = conv_bn_act(x, self.conv3, self.bn3, self.act3)
+        x = conv_bn_act(x, self.conv4, self.bn4, self.act4)
         return x
 
     def forward_head(self, x):

@@ -85,3 +85,51 @@ def test_bad_arguments_are_refused_before_running():
     result = _bench("kernels", "--batch", "0")
     assert result.returncode == 2
     assert "--batch" in result.stderr and ">= 1" in result.stderr
+
+
+# ------------------------------------------------------------ models, startup
+
+
+def test_models_suite_reports_training_inference_and_memory(tmp_path):
+    md_path, json_path = tmp_path / "models.md", tmp_path / "models.json"
+    result = _bench("models", "--no-torch", "--models", "xception_small", "--train-batch", "2",
+                    "--infer-batch", "2", "--memory-batch", "2", "--repeats", "1", "--threads", "1",
+                    "--markdown", str(md_path), "--json", str(json_path))
+    assert result.returncode == 0, result.stderr
+    markdown = md_path.read_text()
+    assert markdown.splitlines()[2].startswith("Machine: ")
+    header, rows = _table(markdown, "| model | batch |")
+    assert header == ["model", "batch", "tinycnn", "torch NCHW", "vs NCHW", "torch CL", "vs CL"]
+    assert rows == [["Xception (small)", "2", rows[0][2], "—", "—", "—", "—"]]
+    assert float(rows[0][2]) > 0
+    header, rows = _table(markdown, "| model | tinycnn (fused) |")
+    assert len(rows) == 1 and float(rows[0][1]) > 0 and float(rows[0][2]) > 0
+    header, rows = _table(markdown, "| model | tinycnn | torch NCHW | tinycnn / torch |")
+    assert len(rows) == 1 and float(rows[0][1]) > 0
+
+    data = json.loads(json_path.read_text())
+    assert data["suite"] == "models" and data["settings"]["torch"] is False
+    (r,) = data["results"]
+    assert set(r["train"]["2"]) == {"tinycnn"}
+    assert set(r["infer"]) == {"tinycnn", "tinycnn_unfused"}
+    assert r["memory"]["tinycnn"]["peak_mb"] >= r["memory"]["tinycnn"]["before_step_mb"] > 0
+
+
+def test_startup_suite_times_fresh_processes(tmp_path):
+    json_path = tmp_path / "startup.json"
+    result = _bench("startup", "--cold-runs", "0", "--repeats", "1", "--batch", "2", "--threads", "1",
+                    "--warm-cache-dir", str(tmp_path / "cache"), "--json", str(json_path))
+    assert result.returncode == 0, result.stderr
+    header, rows = _table(result.stdout, "| cache |")
+    assert [row[0] for row in rows] == ["warm (Numba cache filled)"]
+    data = json.loads(json_path.read_text())
+    (run,) = data["warm"]
+    assert run["total_s"] > run["step_s"] > 0 and data["cold"] == []
+
+
+def test_tinycnn_bench_forwards_to_the_benchmarks():
+    result = subprocess.run([sys.executable, "-m", "tinycnn", "bench", "--help"], capture_output=True,
+                            text=True, cwd=ROOT.parent, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for suite in ("kernels", "models", "startup"):
+        assert suite in result.stdout

@@ -1,6 +1,7 @@
 """Modules: layers with parameters and state, and containers of them."""
 
-from . import init
+from . import fusion, init
+from .fusion import conv_bn_act
 from .layers import (
     AvgPool2d, BatchNorm2d, Conv2d, DepthwiseConv2d, Dropout, Flatten, GlobalAvgPool2d, Identity,
     LeakyReLU, Linear, MaxPool2d, ReLU, SeparableConv2d, Sequential, Sigmoid, Tanh,
@@ -10,5 +11,5 @@ from .module import Module, Parameter
 __all__ = [
     "AvgPool2d", "BatchNorm2d", "Conv2d", "DepthwiseConv2d", "Dropout", "Flatten", "GlobalAvgPool2d",
     "Identity", "LeakyReLU", "Linear", "MaxPool2d", "Module", "Parameter", "ReLU", "SeparableConv2d",
-    "Sequential", "Sigmoid", "Tanh", "init",
+    "Sequential", "Sigmoid", "Tanh", "conv_bn_act", "fusion", "init",
 ]

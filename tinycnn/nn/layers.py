@@ -73,11 +73,14 @@ class Conv2d(Module):
         init.kaiming_normal_(self.weight, fan=KH * KW * in_channels // groups)
 
     def forward(self, x):
-        _check_input(self._label(), x, self.in_channels)
+        self._check(x)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def _label(self):
         return f"Conv2d({self.in_channels}, {self.out_channels})"
+
+    def _check(self, x):
+        _check_input(self._label(), x, self.in_channels)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -314,7 +317,11 @@ class Identity(Module):
 
 class Sequential(Module):
     """Modules applied in order; built from modules or an ordered dict of
-    named modules.  Indexable, iterable, ``len()``-able."""
+    named modules.  Indexable, iterable, ``len()``-able.
+
+    A ``Conv2d`` or ``SeparableConv2d`` followed by a ``BatchNorm2d`` (and a
+    ``ReLU``) runs through ``fusion.conv_bn_act``: one fused convolution at
+    inference (``tinycnn.nn.fusion``), the layers one by one otherwise."""
 
     def __init__(self, *modules):
         super().__init__()
@@ -346,6 +353,18 @@ class Sequential(Module):
         return modules[index]
 
     def forward(self, x):
-        for module in self._modules.values():
-            x = module(x)
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            conv, bn = modules[i], modules[i + 1] if i + 1 < len(modules) else None
+            if type(conv) in (Conv2d, SeparableConv2d) and type(bn) is BatchNorm2d:
+                relu = modules[i + 2] if i + 2 < len(modules) and type(modules[i + 2]) is ReLU else None
+                x = fusion.conv_bn_act(x, conv, bn, relu)
+                i += 2 if relu is None else 3
+            else:
+                x = conv(x)
+                i += 1
         return x
+
+
+from . import fusion  # noqa: E402  (last: fusion imports the layer classes above)

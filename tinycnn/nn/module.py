@@ -8,6 +8,21 @@ from ..tensor import Tensor
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
+_state_version = 0
+
+
+def state_changed():
+    """Note that parameters or buffers may have changed in place (an optimizer
+    step, ``load_state_dict``, ``train()``, ``to()``, ``nn.init``): caches
+    derived from them (the folded weights of ``nn.fusion``) are rebuilt."""
+    global _state_version
+    _state_version += 1
+
+
+def state_version():
+    """A counter that ``state_changed()`` increments."""
+    return _state_version
+
 
 class Parameter(Tensor):
     """A tensor that a Module registers as trainable (``requires_grad=True``)."""
@@ -143,6 +158,7 @@ class Module:
         """Training mode (BatchNorm uses batch statistics, Dropout drops)."""
         for module in self.modules():
             object.__setattr__(module, "training", bool(mode))
+        state_changed()
         return self
 
     def eval(self):
@@ -177,6 +193,7 @@ class Module:
             for key, buf in module._buffers.items():
                 if buf is not None and buf.dtype.kind == "f":
                     module._buffers[key] = buf.astype(dtype)
+        state_changed()
         return self
 
     # ---------------------------------------------------------- state dict
@@ -251,6 +268,7 @@ class Module:
             else:
                 buf = module._buffers[attr]
                 module._buffers[attr] = array.astype(buf.dtype, copy=True)
+        state_changed()
         return IncompatibleKeys(missing, unexpected)
 
     # -------------------------------------------------------------- calling

@@ -31,6 +31,7 @@ import numbers
 
 import numpy as np
 
+from ..nn.module import state_changed
 from ..tensor import Tensor
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -169,6 +170,7 @@ class Optimizer:
                     )
                 grad = grad.astype(p.data.dtype, copy=False)
                 self._update(p, grad, group, self.state.setdefault(id(p), {}))
+        state_changed()
         return loss
 
     def _check_group(self, group):  # pragma: no cover - abstract
