@@ -7,8 +7,16 @@ deadline (Numba compiles on first call) and draws enough examples per test;
 """
 
 import os
+import sys
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
+
+# bench/ is a tool of the checkout, not installed: the parity tests reuse its
+# plain-PyTorch twins of the models (bench/torch_models.py) from here.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 settings.register_profile(
     "ci",
