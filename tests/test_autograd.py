@@ -198,13 +198,25 @@ def test_retain_graph_allows_a_second_backward():
 
 def test_backward_frees_the_graph():
     x = leaf([1.0, 2.0])
-    h = x.exp()
-    alive = weakref.ref(h)
-    y = (h * 2.0).sum()
+    h = x.exp()  # Exp saves its output for backward
+    saved = weakref.ref(h.data)
+    y = h.sum()
     del h
-    assert alive() is not None  # the graph keeps the intermediate for backward
+    assert saved() is not None  # kept by the Exp node, which backward needs
     y.backward()
-    assert alive() is None
+    assert saved() is None  # released once the node was used
+    assert np.allclose(x.grad, np.exp([1.0, 2.0]))
+
+
+def test_graph_keeps_no_intermediate_that_backward_does_not_need():
+    x = leaf([1.0, 2.0])
+    t = x * 3.0 + 1.0  # Add saves nothing: the sum's data is not needed by backward
+    data = weakref.ref(t.data)
+    y = t.sum()
+    del t
+    assert data() is None
+    y.backward()
+    assert np.array_equal(x.grad, [3.0, 3.0])
 
 
 # ------------------------------------------------------------------ no_grad

@@ -79,7 +79,11 @@ class Function:
     """
 
     def __init__(self, *inputs):
-        self.inputs = inputs
+        # The graph links this node to the nodes that made its inputs (or to
+        # the leaf tensors themselves), never to intermediate tensors: an
+        # intermediate's data is freed as soon as nothing else needs it, so
+        # only what ``forward`` chose to save stays alive until backward.
+        self.parents = tuple(_edge(t) for t in inputs)
         self.needs_input_grad = tuple(t.requires_grad for t in inputs)
         self.freed = False
 
@@ -116,6 +120,17 @@ class Function:
         return getattr(self, "name", type(self).__name__)
 
 
+def _edge(tensor):
+    """``(node, shape, dtype)`` for an input that needs a gradient, else None.
+
+    The node is the Function that computed the tensor, or the tensor itself
+    for a leaf (whose ``.grad`` receives the gradient)."""
+    if not tensor.requires_grad:
+        return None
+    node = tensor._ctx if tensor._ctx is not None else tensor
+    return node, tensor.shape, tensor.dtype
+
+
 def unbroadcast(grad, shape):
     """Sum ``grad`` over the axes that broadcasting expanded to reach ``shape``."""
     if grad.shape == tuple(shape):
@@ -129,35 +144,34 @@ def unbroadcast(grad, shape):
     return grad.reshape(shape)
 
 
-def _topological_order(root):
-    """Tensors reachable from ``root`` that need a gradient, inputs first.
+def _topological_order(start):
+    """Nodes reachable from ``start`` (Functions, and leaf tensors), inputs first.
 
-    Iterative depth-first search: each tensor is appended after all of the
-    tensors it was computed from.
+    Iterative depth-first search: each node is appended after all of the
+    nodes that computed its inputs.
     """
     order, visited = [], set()
-    stack = [(root, False)]
+    stack = [(start, False)]
     while stack:
-        tensor, expanded = stack.pop()
+        node, expanded = stack.pop()
         if expanded:
-            order.append(tensor)
+            order.append(node)
             continue
-        if id(tensor) in visited:
+        if id(node) in visited:
             continue
-        visited.add(id(tensor))
-        stack.append((tensor, True))
-        fn = tensor._ctx
-        if fn is None:
+        visited.add(id(node))
+        stack.append((node, True))
+        if not isinstance(node, Function):  # a leaf tensor
             continue
-        if fn.freed:
+        if node.freed:
             raise RuntimeError(
-                f"backward: the graph through {fn.op_name} was already freed by an "
+                f"backward: the graph through {node.op_name} was already freed by an "
                 "earlier backward(); call backward(retain_graph=True) the first time "
                 "to backpropagate through the same graph twice"
             )
-        for parent in fn.inputs:
-            if parent.requires_grad and id(parent) not in visited:
-                stack.append((parent, False))
+        for edge in node.parents:
+            if edge is not None and id(edge[0]) not in visited:
+                stack.append((edge[0], False))
     return order
 
 
@@ -185,30 +199,32 @@ def backward(root, grad=None, retain_graph=False):
             )
         grad = grad.astype(root.dtype, copy=False)
 
-    order = _topological_order(root)
-    grads = {id(root): grad}
-    for tensor in reversed(order):
-        g = grads.pop(id(tensor), None)
+    start = root._ctx if root._ctx is not None else root
+    order = _topological_order(start)
+    grads = {id(start): grad}
+    for node in reversed(order):
+        g = grads.pop(id(node), None)
         if g is None:
             continue
-        fn = tensor._ctx
-        if fn is None:
-            if tensor.grad is None:
-                tensor.grad = np.array(g, dtype=tensor.dtype, copy=True)
+        if not isinstance(node, Function):  # a leaf: its gradient is complete
+            if node.grad is None:
+                node.grad = np.array(g, dtype=node.dtype, copy=True)
             else:
-                tensor.grad = tensor.grad + g
+                node.grad = node.grad + g
             continue
+        fn = node
         input_grads = fn.backward(g)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if anomaly.is_anomaly_enabled():
             anomaly.check_backward(fn, input_grads)
-        for parent, pg in zip(fn.inputs, input_grads):
-            if pg is None or not parent.requires_grad:
+        for edge, pg in zip(fn.parents, input_grads):
+            if pg is None or edge is None:
                 continue
-            pg = unbroadcast(np.asarray(pg), parent.shape)
-            if pg.dtype != parent.dtype:
-                pg = pg.astype(parent.dtype)
+            parent, shape, dtype = edge
+            pg = unbroadcast(np.asarray(pg), shape)
+            if pg.dtype != dtype:
+                pg = pg.astype(dtype)
             previous = grads.get(id(parent))
             grads[id(parent)] = pg if previous is None else previous + pg
         if not retain_graph:

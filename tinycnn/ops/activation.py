@@ -10,12 +10,15 @@ from .shape import _axis
 
 
 class ReLU(Function):
+    """Saves its output, not a mask: the next layer usually keeps that array
+    alive anyway, so the gradient's mask ``y > 0`` costs no extra memory."""
+
     def forward(self, x):
-        self.positive = x > 0
-        return np.maximum(x, 0)
+        self.y = np.maximum(x, 0)
+        return self.y
 
     def backward(self, gy):
-        return gy * self.positive
+        return gy * (self.y > 0)
 
 
 class LeakyReLU(Function):
