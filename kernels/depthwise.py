@@ -11,6 +11,12 @@ For output pixel ``(n, oh, ow)`` and tap ``(kh, kw)`` the input pixel is
 contribute nothing.  The loops are direct (no im2col, no loop over groups) and
 the innermost loop runs over the contiguous channel axis.
 
+3x3 kernels with stride 1, dilation 1 and multiplier 1 (the MobileNet/Xception
+case) use ``_dw3x3_s1``: each output pixel's 9 taps (6 or 3 on border rows and
+columns) in one pass, written once with no zero/bias pre-pass.  Their input
+gradient is the same kernel applied to ``gy`` with the kernel flipped and padding
+``(2 - PT, 2 - PL)``.  Taps in the padding are skipped, as in the general kernels.
+
 Races: the forward pass and the input gradient are parallel over rows that
 each thread owns (output rows ``(n, oh)``, input rows ``(n, ih)``: the input
 gradient is gathered per input row).  The weight and bias gradients are sums
@@ -241,6 +247,90 @@ def _dw_backward_weight(x, gy, partial, SH, SW, PT, PL, DH, DW):
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _dw3x3_s1(x, w, b, y, PT, PL):
+    """3x3, stride 1, dilation 1, multiplier 1: ``y[n, oh, ow, c] = b[c] + sum_{kh, kw < 3}
+    x[n, oh - PT + kh, ow - PL + kw, c] * w[3*kh + kw, c]`` (taps outside ``x`` skipped).
+
+    ``w`` is ``(9, C)``; ``y`` gives ``OH, OW`` (any size: the input gradient calls this
+    with ``gy`` as ``x``, the flipped kernel and padding ``2 - PT, 2 - PL``).  Parallel over
+    output rows ``(n, oh)``, each owned by one thread and written once: the interior
+    columns (all 3 column taps inside) sum the 3, 6 or 9 valid taps in one pass over the
+    contiguous channel axis; the border columns add tap by tap.
+    """
+    N, H, W, C = x.shape
+    OH, OW = y.shape[1], y.shape[2]
+    lo3 = min(max(PL, 0), OW)
+    hi3 = max(min(OW, W - 2 + PL), lo3)
+    for r in prange(N * OH):
+        n = r // OH
+        oh = r - n * OH
+        yr = y[n, oh]
+        ih0 = oh - PT
+        khlo = max(0, -ih0)
+        khhi = min(3, H - ih0)
+        nk = khhi - khlo
+        if nk == 3:
+            x0 = x[n, ih0]
+            x1 = x[n, ih0 + 1]
+            x2 = x[n, ih0 + 2]
+            for ow in range(lo3, hi3):
+                iw = ow - PL
+                for c in range(C):
+                    yr[ow, c] = (b[c] + x0[iw, c] * w[0, c] + x0[iw + 1, c] * w[1, c]
+                                 + x0[iw + 2, c] * w[2, c] + x1[iw, c] * w[3, c]
+                                 + x1[iw + 1, c] * w[4, c] + x1[iw + 2, c] * w[5, c]
+                                 + x2[iw, c] * w[6, c] + x2[iw + 1, c] * w[7, c]
+                                 + x2[iw + 2, c] * w[8, c])
+        elif nk == 2:
+            x0 = x[n, ih0 + khlo]
+            x1 = x[n, ih0 + khlo + 1]
+            k0 = 3 * khlo
+            for ow in range(lo3, hi3):
+                iw = ow - PL
+                for c in range(C):
+                    yr[ow, c] = (b[c] + x0[iw, c] * w[k0, c] + x0[iw + 1, c] * w[k0 + 1, c]
+                                 + x0[iw + 2, c] * w[k0 + 2, c] + x1[iw, c] * w[k0 + 3, c]
+                                 + x1[iw + 1, c] * w[k0 + 4, c] + x1[iw + 2, c] * w[k0 + 5, c])
+        elif nk == 1:
+            x0 = x[n, ih0 + khlo]
+            k0 = 3 * khlo
+            for ow in range(lo3, hi3):
+                iw = ow - PL
+                for c in range(C):
+                    yr[ow, c] = (b[c] + x0[iw, c] * w[k0, c] + x0[iw + 1, c] * w[k0 + 1, c]
+                                 + x0[iw + 2, c] * w[k0 + 2, c])
+        else:
+            for ow in range(lo3, hi3):
+                for c in range(C):
+                    yr[ow, c] = b[c]
+        for ow in range(OW):
+            if ow >= lo3 and ow < hi3:
+                continue
+            kwlo = max(0, PL - ow)
+            kwhi = min(3, W + PL - ow)
+            if nk == 3 and kwhi - kwlo == 2:
+                # A border column of a full row: its 6 taps in one pass.
+                x0 = x[n, ih0]
+                x1 = x[n, ih0 + 1]
+                x2 = x[n, ih0 + 2]
+                iw = ow - PL + kwlo
+                for c in range(C):
+                    yr[ow, c] = (b[c] + x0[iw, c] * w[kwlo, c] + x0[iw + 1, c] * w[kwlo + 1, c]
+                                 + x1[iw, c] * w[kwlo + 3, c] + x1[iw + 1, c] * w[kwlo + 4, c]
+                                 + x2[iw, c] * w[kwlo + 6, c] + x2[iw + 1, c] * w[kwlo + 7, c])
+                continue
+            for c in range(C):
+                yr[ow, c] = b[c]
+            for kh in range(khlo, khhi):
+                xr = x[n, ih0 + kh]
+                for kw in range(3):
+                    iw = ow - PL + kw
+                    if iw >= 0 and iw < W:
+                        for c in range(C):
+                            yr[ow, c] += xr[iw, c] * w[3 * kh + kw, c]
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
 def _column_sums(a, partial):
     """``partial[p, j] = sum over rows i of chunk p of a[i, j]`` (float64).
 
@@ -306,6 +396,13 @@ def _geometry(x_shape, w_shape, stride, padding, dilation):
     return OH, OW, (SH, SW, PT, PL, DH, DW)
 
 
+def _is_3x3_s1(w_shape, args):
+    """True for the specialised kernels: 3x3, multiplier 1, stride 1, dilation 1."""
+    SH, SW, _, _, DH, DW = args
+    return (tuple(w_shape[:2]) == (3, 3) and w_shape[3] == 1
+            and SH == SW == DH == DW == 1)
+
+
 def _check_gy(gy, expected):
     check_nhwc(gy, "gy")
     if gy.shape != expected:
@@ -340,6 +437,10 @@ def depthwise_conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1):
         _check_same_dtype(x, "x", b, "b")
     OH, OW, args = _geometry(x.shape, w.shape, stride, padding, dilation)
     y = np.empty((N, OH, OW, C * M), dtype=x.dtype)
+    if _is_3x3_s1(w.shape, args):
+        _dw3x3_s1(np.ascontiguousarray(x), np.ascontiguousarray(w).reshape(9, C),
+                  np.ascontiguousarray(b), y, args[2], args[3])
+        return y
     _dw_forward(np.ascontiguousarray(x), np.ascontiguousarray(w).reshape(KH, KW, C * M),
                 np.ascontiguousarray(b), y, *args)
     return y
@@ -356,6 +457,13 @@ def depthwise_conv2d_backward_input(gy, w, x_shape, stride=1, padding=0, dilatio
     _check_gy(gy, (N, OH, OW, C * M))
     _check_same_dtype(gy, "gy", w, "w")
     gx = np.empty(x_shape, dtype=gy.dtype)
+    if _is_3x3_s1(w.shape, args):
+        # The input gradient of a stride-1 convolution is the convolution of gy with the
+        # flipped kernel and padding (2 - PT, 2 - PL), computed straight into gx.
+        wf = np.ascontiguousarray(w[::-1, ::-1]).reshape(9, C)
+        _dw3x3_s1(np.ascontiguousarray(gy), wf, np.zeros(C, dtype=gy.dtype), gx,
+                  2 - args[2], 2 - args[3])
+        return gx
     _dw_backward_input(np.ascontiguousarray(gy),
                        np.ascontiguousarray(w).reshape(KH, KW, C * M), gx, *args)
     return gx
