@@ -135,3 +135,45 @@ def check_nhwc(x, name):
     if min(x.shape[1:]) == 0:
         raise ValueError(f"{name} must have non-empty H, W and C axes (N, H, W, C), "
                          f"got shape {x.shape}")
+
+
+def check_weight(w, layout, name="w"):
+    """Check that ``w`` is a 4-D float32/float64 ndarray with no empty axis;
+    ``layout`` (e.g. ``"(KH, KW, C, M)"``) goes into the message."""
+    if not isinstance(w, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(w).__name__}")
+    if w.ndim != 4:
+        raise ValueError(f"{name} must be 4-D with layout {layout}, got {w.ndim}-D "
+                         f"array of shape {w.shape}")
+    if w.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {w.dtype}")
+    if min(w.shape) == 0:
+        raise ValueError(f"{name} must have no empty axis, got shape {w.shape}")
+
+
+def check_same_dtype(a, a_name, b, b_name):
+    """TypeError unless arrays ``a`` and ``b`` share a dtype."""
+    if a.dtype != b.dtype:
+        raise TypeError(f"{a_name} and {b_name} must have the same dtype, got "
+                        f"{a_name}.dtype={a.dtype} and {b_name}.dtype={b.dtype}")
+
+
+def check_shape4(shape, name, layout, allow_empty_batch=True):
+    """``shape`` as a tuple of 4 ints with positive sizes (the first may be 0
+    when ``allow_empty_batch``); ValueError naming ``name`` and ``layout``."""
+    if (not hasattr(shape, "__len__") or isinstance(shape, str) or len(shape) != 4
+            or not all(_is_int(s) for s in shape)):
+        raise ValueError(f"{name} must be 4 ints {layout}, got {shape!r}")
+    shape = tuple(int(s) for s in shape)
+    if min(shape[1:]) < 1 or shape[0] < (0 if allow_empty_batch else 1):
+        raise ValueError(f"{name} must have positive sizes {layout}, got {shape}")
+    return shape
+
+
+def check_output_grad(gy, expected, layout):
+    """Check that the upstream gradient ``gy`` is an NHWC float array of the
+    forward output's shape ``expected`` (``layout`` names its axes)."""
+    check_nhwc(gy, "gy")
+    if gy.shape != tuple(expected):
+        raise ValueError(f"gy must have the output shape {layout} = {tuple(expected)}, "
+                         f"got {gy.shape}")

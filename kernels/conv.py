@@ -27,7 +27,10 @@ import threading
 import numpy as np
 from numba import njit, prange
 
-from ._args import check_nhwc, conv_output_hw, pair, resolve_padding, _is_int
+from ._args import (
+    _is_int, check_nhwc, check_output_grad, check_same_dtype, check_shape4, check_weight, conv_output_hw, pair,
+    resolve_padding,
+)
 from ._config import FASTMATH
 
 __all__ = [
@@ -141,34 +144,6 @@ def _col2im_rows(cols, gx, r0, r1, c0, CG, KH, KW, SH, SW, PT, PL, DH, DW, OH, O
 # -------------------------------------------------------------------- checking
 
 
-def _check_weight(w, name="w"):
-    if not isinstance(w, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(w).__name__}")
-    if w.ndim != 4:
-        raise ValueError(f"{name} must be 4-D with layout (KH, KW, C_in/groups, C_out), "
-                         f"got {w.ndim}-D array of shape {w.shape}")
-    if w.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name} must have dtype float32 or float64, got {w.dtype}")
-    if min(w.shape) == 0:
-        raise ValueError(f"{name} must have no empty axis, got shape {w.shape}")
-
-
-def _check_same_dtype(a, a_name, b, b_name):
-    if a.dtype != b.dtype:
-        raise TypeError(f"{a_name} and {b_name} must have the same dtype, got "
-                        f"{a_name}.dtype={a.dtype} and {b_name}.dtype={b.dtype}")
-
-
-def _check_shape_tuple(shape, name, allow_empty_batch=True):
-    if not hasattr(shape, "__len__") or len(shape) != 4 or not all(_is_int(s) for s in shape):
-        raise ValueError(f"{name} must be 4 ints (N, H, W, C) / (KH, KW, C_in/groups, C_out), "
-                         f"got {shape!r}")
-    shape = tuple(int(s) for s in shape)
-    if min(shape[1:]) < 1 or shape[0] < (0 if allow_empty_batch else 1):
-        raise ValueError(f"{name} must have positive sizes, got {shape}")
-    return shape
-
-
 def _check_groups(groups, C, KH, KW, CG_w, O, x_name="x"):
     """Validate ``groups`` against input channels ``C`` and a weight ``(KH, KW, CG_w, O)``."""
     if not _is_int(groups):
@@ -237,7 +212,7 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
     The exact adjoint of ``im2col`` with the same arguments: contributions of
     overlapping windows add up; padded taps are dropped.
     """
-    x_shape = _check_shape_tuple(x_shape, "x_shape")
+    x_shape = check_shape4(x_shape, "x_shape", "(N, H, W, C)")
     if not isinstance(cols, np.ndarray):
         raise TypeError(f"cols must be a numpy.ndarray, got {type(cols).__name__}")
     if cols.dtype not in (np.float32, np.float64):
@@ -309,14 +284,14 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     of ``o``.  Returns ``(N, OH, OW, C_out)`` in x's dtype.
     """
     check_nhwc(x, "x")
-    _check_weight(w)
-    _check_same_dtype(x, "x", w, "w")
+    check_weight(w, "(KH, KW, C_in/groups, C_out)")
+    check_same_dtype(x, "x", w, "w")
     KH, KW, CG, O = w.shape
     G = _check_groups(groups, x.shape[3], KH, KW, CG, O)
     if b is not None:
         if not isinstance(b, np.ndarray):
             raise TypeError(f"b must be a numpy.ndarray or None, got {type(b).__name__}")
-        _check_same_dtype(x, "x", b, "b")
+        check_same_dtype(x, "x", b, "b")
         if b.shape != (O,):
             raise ValueError(f"b must have shape (C_out,) = ({O},), got {b.shape}")
     g = _Geometry(x.shape, (KH, KW), stride, padding, dilation)
@@ -344,13 +319,6 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return y
 
 
-def _check_gy(gy, g, O):
-    expected = (g.N, g.OH, g.OW, O)
-    if gy.shape != expected:
-        raise ValueError(f"gy must have the output shape (N, OH, OW, C_out) = {expected}, "
-                         f"got {gy.shape}")
-
-
 def conv2d_backward_input(gy, w, x_shape, stride=1, padding=0, dilation=1, groups=1):
     """Gradient of ``conv2d_forward`` with respect to ``x``: ``gx`` of shape ``x_shape``.
 
@@ -360,13 +328,13 @@ def conv2d_backward_input(gy, w, x_shape, stride=1, padding=0, dilation=1, group
     flipped, channel-swapped kernel (im2col + GEMM, no scatter).
     """
     check_nhwc(gy, "gy")
-    _check_weight(w)
-    _check_same_dtype(gy, "gy", w, "w")
-    x_shape = _check_shape_tuple(x_shape, "x_shape")
+    check_weight(w, "(KH, KW, C_in/groups, C_out)")
+    check_same_dtype(gy, "gy", w, "w")
+    x_shape = check_shape4(x_shape, "x_shape", "(N, H, W, C)")
     KH, KW, CG, O = w.shape
     G = _check_groups(groups, x_shape[3], KH, KW, CG, O, x_name="x_shape")
     g = _Geometry(x_shape, (KH, KW), stride, padding, dilation)
-    _check_gy(gy, g, O)
+    check_output_grad(gy, (g.N, g.OH, g.OW, O), "(N, OH, OW, C_out)")
     gy2 = np.ascontiguousarray(gy).reshape(-1, O)
     w2 = np.ascontiguousarray(w).reshape(KH * KW * CG, O)
     OG = O // G
@@ -408,12 +376,12 @@ def conv2d_backward_weight(x, gy, w_shape, stride=1, padding=0, dilation=1, grou
     """
     check_nhwc(x, "x")
     check_nhwc(gy, "gy")
-    _check_same_dtype(x, "x", gy, "gy")
-    w_shape = _check_shape_tuple(w_shape, "w_shape", allow_empty_batch=False)
+    check_same_dtype(x, "x", gy, "gy")
+    w_shape = check_shape4(w_shape, "w_shape", "(KH, KW, C_in/groups, C_out)", allow_empty_batch=False)
     KH, KW, CG, O = w_shape
     G = _check_groups(groups, x.shape[3], KH, KW, CG, O)
     g = _Geometry(x.shape, (KH, KW), stride, padding, dilation)
-    _check_gy(gy, g, O)
+    check_output_grad(gy, (g.N, g.OH, g.OW, O), "(N, OH, OW, C_out)")
     x = np.ascontiguousarray(x)
     gy2 = np.ascontiguousarray(gy).reshape(-1, O)
     OG = O // G

@@ -32,7 +32,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ._args import _is_int, check_nhwc, conv_output_hw, pair, resolve_padding
+from ._args import (
+    check_nhwc, check_output_grad, check_same_dtype, check_shape4, check_weight, conv_output_hw, pair,
+    resolve_padding,
+)
 from ._config import FASTMATH
 
 __all__ = [
@@ -350,34 +353,6 @@ def _column_sums(a, partial):
 # -------------------------------------------------------------------- checking
 
 
-def _check_weight(w, name="w"):
-    if not isinstance(w, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(w).__name__}")
-    if w.ndim != 4:
-        raise ValueError(f"{name} must be 4-D with layout (KH, KW, C, M), got {w.ndim}-D "
-                         f"array of shape {w.shape}")
-    if w.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name} must have dtype float32 or float64, got {w.dtype}")
-    if min(w.shape) == 0:
-        raise ValueError(f"{name} must have no empty axis, got shape {w.shape}")
-
-
-def _check_same_dtype(a, a_name, b, b_name):
-    if a.dtype != b.dtype:
-        raise TypeError(f"{a_name} and {b_name} must have the same dtype, got "
-                        f"{a_name}.dtype={a.dtype} and {b_name}.dtype={b.dtype}")
-
-
-def _check_shape_tuple(shape, name, layout):
-    if (not hasattr(shape, "__len__") or isinstance(shape, str) or len(shape) != 4
-            or not all(_is_int(s) for s in shape)):
-        raise ValueError(f"{name} must be 4 ints {layout}, got {shape!r}")
-    shape = tuple(int(s) for s in shape)
-    if min(shape[1:]) < 1 or shape[0] < 0:
-        raise ValueError(f"{name} must have positive sizes {layout}, got {shape}")
-    return shape
-
-
 def _check_channels(C, w_shape, x_name, w_name):
     if w_shape[2] != C:
         raise ValueError(f"channel mismatch: {w_name} (KH, KW, C, M) = {tuple(w_shape)} expects "
@@ -403,13 +378,6 @@ def _is_3x3_s1(w_shape, args):
             and SH == SW == DH == DW == 1)
 
 
-def _check_gy(gy, expected):
-    check_nhwc(gy, "gy")
-    if gy.shape != expected:
-        raise ValueError(f"gy must have the output shape (N, OH, OW, C*M) = {expected}, "
-                         f"got {gy.shape}")
-
-
 # ---------------------------------------------------------------------- public
 
 
@@ -422,8 +390,8 @@ def depthwise_conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1):
     left, right)``, ``'same'`` or ``'valid'``.  Output dtype = ``x.dtype``.
     """
     check_nhwc(x, "x")
-    _check_weight(w)
-    _check_same_dtype(x, "x", w, "w")
+    check_weight(w, "(KH, KW, C, M)")
+    check_same_dtype(x, "x", w, "w")
     N, H, W, C = x.shape
     KH, KW, _, M = w.shape
     _check_channels(C, w.shape, "x", "w")
@@ -434,7 +402,7 @@ def depthwise_conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1):
             raise TypeError(f"b must be a numpy.ndarray or None, got {type(b).__name__}")
         if b.shape != (C * M,):
             raise ValueError(f"b must have shape (C*M,) = ({C * M},), got {b.shape}")
-        _check_same_dtype(x, "x", b, "b")
+        check_same_dtype(x, "x", b, "b")
     OH, OW, args = _geometry(x.shape, w.shape, stride, padding, dilation)
     y = np.empty((N, OH, OW, C * M), dtype=x.dtype)
     if _is_3x3_s1(w.shape, args):
@@ -448,14 +416,14 @@ def depthwise_conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1):
 
 def depthwise_conv2d_backward_input(gy, w, x_shape, stride=1, padding=0, dilation=1):
     """Gradient of ``depthwise_conv2d_forward`` with respect to ``x`` (shape ``x_shape``)."""
-    _check_weight(w)
-    x_shape = _check_shape_tuple(x_shape, "x_shape", "(N, H, W, C)")
+    check_weight(w, "(KH, KW, C, M)")
+    x_shape = check_shape4(x_shape, "x_shape", "(N, H, W, C)")
     N, H, W, C = x_shape
     KH, KW, _, M = w.shape
     _check_channels(C, w.shape, "x_shape", "w")
     OH, OW, args = _geometry(x_shape, w.shape, stride, padding, dilation)
-    _check_gy(gy, (N, OH, OW, C * M))
-    _check_same_dtype(gy, "gy", w, "w")
+    check_output_grad(gy, (N, OH, OW, C * M), "(N, OH, OW, C*M)")
+    check_same_dtype(gy, "gy", w, "w")
     gx = np.empty(x_shape, dtype=gy.dtype)
     if _is_3x3_s1(w.shape, args):
         # The input gradient of a stride-1 convolution is the convolution of gy with the
@@ -472,15 +440,15 @@ def depthwise_conv2d_backward_input(gy, w, x_shape, stride=1, padding=0, dilatio
 def depthwise_conv2d_backward_weight(x, gy, w_shape, stride=1, padding=0, dilation=1):
     """Gradient of ``depthwise_conv2d_forward`` with respect to ``w`` (shape ``w_shape``)."""
     check_nhwc(x, "x")
-    w_shape = _check_shape_tuple(w_shape, "w_shape", "(KH, KW, C, M)")
+    w_shape = check_shape4(w_shape, "w_shape", "(KH, KW, C, M)")
     if w_shape[0] < 1:
         raise ValueError(f"w_shape must have positive sizes (KH, KW, C, M), got {w_shape}")
     N, H, W, C = x.shape
     KH, KW, _, M = w_shape
     _check_channels(C, w_shape, "x", "w_shape")
     OH, OW, args = _geometry(x.shape, w_shape, stride, padding, dilation)
-    _check_gy(gy, (N, OH, OW, C * M))
-    _check_same_dtype(x, "x", gy, "gy")
+    check_output_grad(gy, (N, OH, OW, C * M), "(N, OH, OW, C*M)")
+    check_same_dtype(x, "x", gy, "gy")
     partial = np.zeros((_num_chunks(N * OH), KH, KW, C * M), dtype=np.float64)
     _dw_backward_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy), partial, *args)
     return partial.sum(axis=0).astype(x.dtype).reshape(w_shape)

@@ -26,7 +26,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ._args import _is_int, check_nhwc, conv_output_size, pair
+from ._args import check_nhwc, check_output_grad, check_shape4, conv_output_size, pair
 from ._config import FASTMATH
 
 __all__ = [
@@ -256,16 +256,6 @@ def _global_avg_backward(gy, gx):
 # -------------------------------------------------------------------- checking
 
 
-def _check_shape_tuple(shape, name):
-    if (not hasattr(shape, "__len__") or isinstance(shape, str) or len(shape) != 4
-            or not all(_is_int(s) for s in shape)):
-        raise ValueError(f"{name} must be 4 ints (N, H, W, C), got {shape!r}")
-    shape = tuple(int(s) for s in shape)
-    if min(shape[1:]) < 1 or shape[0] < 0:
-        raise ValueError(f"{name} must have positive sizes (N, H, W, C), got {shape}")
-    return shape
-
-
 def _pool_geometry(x_shape, kernel_size, stride, padding):
     """Validate pooling arguments; return ``(KH, KW, SH, SW, PH, PW, OH, OW)``."""
     KH, KW = pair(kernel_size, "kernel_size")
@@ -279,13 +269,6 @@ def _pool_geometry(x_shape, kernel_size, stride, padding):
     OH = conv_output_size(H, KH, SH, PH, PH, 1, name="kernel_size (height)")
     OW = conv_output_size(W, KW, SW, PW, PW, 1, name="kernel_size (width)")
     return KH, KW, SH, SW, PH, PW, OH, OW
-
-
-def _check_gy(gy, expected):
-    check_nhwc(gy, "gy")
-    if gy.shape != expected:
-        raise ValueError(f"gy must have the pooled shape (N, OH, OW, C) = {expected}, "
-                         f"got {gy.shape}")
 
 
 def _check_bool(value, name):
@@ -316,7 +299,7 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
 def max_pool2d_backward(gy, argmax, x_shape):
     """Gradient of max pooling: each ``gy`` element goes to the pixel its ``argmax`` names."""
     check_nhwc(gy, "gy")
-    N, H, W, C = _check_shape_tuple(x_shape, "x_shape")
+    N, H, W, C = check_shape4(x_shape, "x_shape", "(N, H, W, C)")
     if not isinstance(argmax, np.ndarray):
         raise TypeError(f"argmax must be a numpy.ndarray, got {type(argmax).__name__}")
     if argmax.dtype.kind not in "iu":
@@ -350,11 +333,11 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, count_include_pad
 def avg_pool2d_backward(gy, x_shape, kernel_size, stride=None, padding=0,
                         count_include_pad=True):
     """Gradient of ``avg_pool2d_forward`` with respect to its input (shape ``x_shape``)."""
-    x_shape = _check_shape_tuple(x_shape, "x_shape")
+    x_shape = check_shape4(x_shape, "x_shape", "(N, H, W, C)")
     count_include_pad = _check_bool(count_include_pad, "count_include_pad")
     N, H, W, C = x_shape
     KH, KW, SH, SW, PH, PW, OH, OW = _pool_geometry(x_shape, kernel_size, stride, padding)
-    _check_gy(gy, (N, OH, OW, C))
+    check_output_grad(gy, (N, OH, OW, C), "(N, OH, OW, C)")
     gx = np.empty(x_shape, dtype=gy.dtype)
     _avg_pool_backward(np.ascontiguousarray(gy), gx, KH, KW, SH, SW, PH, PW,
                        count_include_pad)
@@ -372,7 +355,7 @@ def global_avg_pool2d_forward(x):
 
 def global_avg_pool2d_backward(gy, x_shape):
     """Gradient of ``global_avg_pool2d_forward``: ``gy[n, c] / (H*W)`` at every pixel."""
-    x_shape = _check_shape_tuple(x_shape, "x_shape")
+    x_shape = check_shape4(x_shape, "x_shape", "(N, H, W, C)")
     N, H, W, C = x_shape
     if not isinstance(gy, np.ndarray):
         raise TypeError(f"gy must be a numpy.ndarray, got {type(gy).__name__}")

@@ -320,7 +320,7 @@ AM = np.zeros((1, 2, 2, 2), dtype=np.int64)
      r"argmax must have the shape of gy"),
     (lambda: K.max_pool2d_backward(GY, AM, (1, 5, 5, 3)), ValueError, r"expected N=1 and C=3"),
     (lambda: K.avg_pool2d_backward(GY, X.shape, 3), ValueError,
-     r"gy must have the pooled shape .*\(1, 1, 1, 2\).*\(1, 2, 2, 2\)"),
+     r"gy must have the output shape .*\(1, 1, 1, 2\).*\(1, 2, 2, 2\)"),
     (lambda: K.avg_pool2d_backward(GY, (1, 5, 5), 2), ValueError, r"x_shape must be 4 ints"),
     (lambda: K.global_avg_pool2d_forward(X[0]), ValueError, r"x must be 4-D"),
     (lambda: K.global_avg_pool2d_backward(np.zeros((1, 3)), X.shape), ValueError,

@@ -6,8 +6,6 @@ Fans are passed by the layers, which know their weight layouts
 
 import math
 
-import numpy as np
-
 from ..random import get_rng
 from .module import state_changed
 
