@@ -9,6 +9,8 @@ import tinycnn
 import tinycnn.models as M
 from tinycnn import nn
 
+from _helpers import randomise_batchnorm
+
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 export = pytest.importorskip("tinycnn.export")
@@ -18,15 +20,7 @@ ALLOWED = {"Conv", "BatchNormalization", "Relu", "LeakyRelu", "Sigmoid", "Tanh",
 
 
 def _randomise(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            C = m.num_features
-            m.weight.data[:] = rng.uniform(0.5, 1.5, C)
-            m.bias.data[:] = rng.normal(0, 0.1, C)
-            m.running_mean[:] = rng.normal(0, 0.1, C)
-            m.running_var[:] = rng.uniform(0.5, 1.5, C)
-    return model.eval()
+    return randomise_batchnorm(model, seed).eval()
 
 
 def _run(path, x):

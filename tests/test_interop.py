@@ -13,12 +13,14 @@ import tinycnn.models as M
 from tinycnn import finetune, nn, optim
 from tinycnn.weights import load_weights, read_state_dict, torch_state_dict
 
+from _helpers import randomise_batchnorm
+
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
 
 @pytest.fixture(scope="module")
 def torch_twins():
-    """torch and the plain-torch reference models of test_models_torch."""
+    """torch, and test_models_torch (the plain-torch twins and their BN randomiser)."""
     torch = pytest.importorskip("torch")
     import test_models_torch as twins
     threads = torch.get_num_threads()
@@ -27,17 +29,7 @@ def torch_twins():
     torch.set_num_threads(threads)
 
 
-def _randomise(model, seed=0):
-    """Random BN statistics and affine parameters (eval mode is not the identity)."""
-    rng = np.random.default_rng(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            C = m.num_features
-            m.weight.data[:] = rng.uniform(0.5, 1.5, C)
-            m.bias.data[:] = rng.normal(0, 0.1, C)
-            m.running_mean[:] = rng.normal(0, 0.1, C)
-            m.running_var[:] = rng.uniform(0.5, 1.5, C)
-    return model
+_randomise = randomise_batchnorm
 
 
 def _logits(model, x):

@@ -29,10 +29,8 @@ def _one_thread():
 
 # ----------------------------------------------------------- torch reference
 # The plain-torch twins (torchvision/timm layouts) live in bench/, which also
-# times them; the names stay importable from here for the interop tests.
-from bench.torch_models import (  # noqa: E402, F401  (re-exported for the interop tests)
-    TorchBasicBlock, TorchBottleneck, TorchResNet, TorchSE, TorchSeparable, TorchSmallXception, TorchXBlock,
-)
+# times them.
+from bench.torch_models import TorchBasicBlock, TorchBottleneck, TorchResNet, TorchSmallXception  # noqa: E402
 
 
 
