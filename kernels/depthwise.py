@@ -92,32 +92,6 @@ def _dw_forward(x, w, b, y, SH, SW, PT, PL, DH, DW):
             ih = oh * SH - PT + kh * DH
             if ih < 0 or ih >= H:
                 continue
-            if M == 1 and KW == 3 and SW == 1 and DW == 1:
-                # The 3 taps of a kernel row in one pass over y (row and pixel views);
-                # the interior columns ow - PL >= 0, ow - PL + 2 < W here, the edges below.
-                lo3 = max(PL, 0)
-                hi3 = max(min(OW, W - 2 + PL), lo3)
-                xr = x[n, ih]
-                yr = y[n, oh]
-                w0 = w[kh, 0]
-                w1 = w[kh, 1]
-                w2 = w[kh, 2]
-                for ow in range(lo3, hi3):
-                    yp = yr[ow]
-                    a0 = xr[ow - PL]
-                    a1 = xr[ow - PL + 1]
-                    a2 = xr[ow - PL + 2]
-                    for c in range(C):
-                        yp[c] += a0[c] * w0[c] + a1[c] * w1[c] + a2[c] * w2[c]
-                for ow in range(OW):
-                    if ow >= lo3 and ow < hi3:
-                        continue
-                    for kw in range(3):
-                        iw = ow - PL + kw
-                        if iw >= 0 and iw < W:
-                            for c in range(C):
-                                y[n, oh, ow, c] += x[n, ih, iw, c] * w[kh, kw, c]
-                continue
             for kw in range(KW):
                 lo, hi = _valid_range(OW, SW, kw * DW - PL, W)
                 for ow in range(lo, hi):
@@ -161,32 +135,6 @@ def _dw_backward_input(gy, w, gx, SH, SW, PT, PL, DH, DW):
                 continue
             oh = s // SH
             if oh >= OH:
-                continue
-            if M == 1 and KW == 3 and SW == 1 and DW == 1:
-                # Gather the 3 taps of a kernel row in one pass over gx: pixel iw gets
-                # tap kw from output column ow = iw + PL - kw.  Interior: all three inside.
-                lo3 = min(max(2 - PL, 0), W)
-                hi3 = max(min(W, OW - PL), lo3)
-                gyr = gy[n, oh]
-                gr = gx[n, ih]
-                w0 = w[kh, 0]
-                w1 = w[kh, 1]
-                w2 = w[kh, 2]
-                for iw in range(lo3, hi3):
-                    gp = gr[iw]
-                    a0 = gyr[iw + PL]
-                    a1 = gyr[iw + PL - 1]
-                    a2 = gyr[iw + PL - 2]
-                    for c in range(C):
-                        gp[c] += a0[c] * w0[c] + a1[c] * w1[c] + a2[c] * w2[c]
-                for iw in range(W):
-                    if iw >= lo3 and iw < hi3:
-                        continue
-                    for kw in range(3):
-                        ow = iw + PL - kw
-                        if ow >= 0 and ow < OW:
-                            for c in range(C):
-                                gx[n, ih, iw, c] += gy[n, oh, ow, c] * w[kh, kw, c]
                 continue
             for kw in range(KW):
                 lo, hi = _valid_range(OW, SW, kw * DW - PL, W)
