@@ -114,11 +114,14 @@ def _check_parity(model, tmodel, shape):
     mode, the updated BatchNorm running statistics.
 
     float64: within 1e-9 of each array's scale.  float32: within 1e-4 of the
-    array's scale, or within twice torch's own float32 error if that is
-    larger: training-mode BatchNorm over a few pixels per channel makes the
+    array's scale, or within three times torch's own float32 error if that
+    is larger: training-mode BatchNorm over a few pixels per channel makes the
     gradients of a deep net ill-conditioned (float32 torch strays from the
     exact gradient by up to a few percent for ResNet-50 at 16x16), and no
-    float32 implementation can do better than the problem allows.
+    float32 implementation can do better than the problem allows.  (Three,
+    not two, since the 3x3 layers use Winograd F(2x2, 3x3), which rounds a
+    little more than a direct sum: ResNet-50's worst gradient element was
+    2.1x torch's error with it, under 2x with ``set_winograd(False)``.)
     """
     _randomise_bn(tmodel)
     reference, torch32 = tmodel.double(), copy.deepcopy(tmodel).float()
@@ -140,7 +143,7 @@ def _check_parity(model, tmodel, shape):
             for name, want in exact.items():
                 scale = float(np.abs(want).max())
                 torch_error = float(np.abs(theirs[name] - want).max())
-                atol = max(rtol * scale, 2 * torch_error, 1e-30)
+                atol = max(rtol * scale, 3 * torch_error, 1e-30)
                 np.testing.assert_allclose(ours[name], want, rtol=rtol, atol=atol, err_msg=(
                     f"{np.dtype(dtype).name} {'train' if training else 'eval'} {name} "
                     f"(torch float32 error {torch_error:.2e}, scale {scale:.2e})"))
