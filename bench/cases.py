@@ -112,10 +112,15 @@ def depthwise_case(name, c, hw, k=3, stride=1, pad=1):
             def fwd():
                 K.depthwise_conv2d_forward(x, w, None, stride, pad)
 
+            both = getattr(K, "depthwise_conv2d_backward", None)  # one pass for both gradients
+
             def fwdbwd():
                 K.depthwise_conv2d_forward(x, w, None, stride, pad)
-                K.depthwise_conv2d_backward_input(gy, w, x.shape, stride, pad)
-                K.depthwise_conv2d_backward_weight(x, gy, w.shape, stride, pad)
+                if both is not None:  # what DepthwiseConv2d.backward calls in training
+                    both(x, gy, w, stride, pad)
+                else:  # the NumPy reference has only the separate gradients
+                    K.depthwise_conv2d_backward_input(gy, w, x.shape, stride, pad)
+                    K.depthwise_conv2d_backward_weight(x, gy, w.shape, stride, pad)
             return fwd, fwdbwd
 
         def make_torch(torch, channels_last):

@@ -87,6 +87,67 @@ def test_backward_weight_matches_reference(case):
 
 
 @given(cases())
+def test_fused_backward_matches_reference(case):
+    x, w, b, gy, geo = case
+    gx, gw = K.depthwise_conv2d_backward(x, gy, w, **geo)
+    assert gx.dtype == gw.dtype == x.dtype and gx.shape == x.shape and gw.shape == w.shape
+    np.testing.assert_allclose(gx, R.depthwise_conv2d_backward_input(gy, w, x.shape, **geo),
+                               **tol(x.dtype))
+    np.testing.assert_allclose(gw, R.depthwise_conv2d_backward_weight(x, gy, w.shape, **geo),
+                               **tol(x.dtype))
+
+
+@st.composite
+def cases_3x3(draw):
+    """3x3, stride 1, multiplier 1 (the specialised kernels): wider channel counts and
+    rows, heights around the 4-row blocks, any padding."""
+    dtype = draw(st.sampled_from(FLOATS))
+    N = draw(st.integers(1, 3))
+    C = draw(st.integers(1, 40))
+    p = st.integers(0, 3)
+    padding = draw(st.one_of(p, st.tuples(p, p, p, p), st.sampled_from(["same", "valid"])))
+    PT, PB, PL, PR = resolve_padding(padding, 3, 1, 1, (12, 12))
+    H = draw(st.integers(max(1, 3 - PT - PB), 12))
+    W = draw(st.integers(max(1, 3 - PL - PR), 12))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((N, H, W, C)).astype(dtype)
+    w = rng.standard_normal((3, 3, C, 1)).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype) if draw(st.booleans()) else None
+    geo = dict(stride=1, padding=padding, dilation=1)
+    y = R.depthwise_conv2d_forward(x, w, b, **geo)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    return x, w, b, gy, geo
+
+
+@given(cases_3x3())
+def test_3x3_stride1_kernels_match_reference(case):
+    x, w, b, gy, geo = case
+    t = tol(x.dtype)
+    np.testing.assert_allclose(K.depthwise_conv2d_forward(x, w, b, **geo),
+                               R.depthwise_conv2d_forward(x, w, b, **geo), **t)
+    gx_ref = R.depthwise_conv2d_backward_input(gy, w, x.shape, **geo)
+    gw_ref = R.depthwise_conv2d_backward_weight(x, gy, w.shape, **geo)
+    np.testing.assert_allclose(K.depthwise_conv2d_backward_input(gy, w, x.shape, **geo), gx_ref, **t)
+    np.testing.assert_allclose(K.depthwise_conv2d_backward_weight(x, gy, w.shape, **geo), gw_ref, **t)
+    gx, gw = K.depthwise_conv2d_backward(x, gy, w, **geo)
+    np.testing.assert_allclose(gx, gx_ref, **t)
+    np.testing.assert_allclose(gw, gw_ref, **t)
+
+
+def test_3x3_stride1_non_finite_values_stay_in_their_pixels():
+    """A NaN/inf travels to the outputs its taps reach and nowhere else (no leak
+    across the row ends of the flat inner loops)."""
+    x = np.ones((1, 6, 7, 5))
+    x[0, 2, 6, 1] = np.nan
+    x[0, 4, 0, 3] = np.inf
+    w = np.ones((3, 3, 5, 1))
+    y = K.depthwise_conv2d_forward(x, w, padding=1)
+    np.testing.assert_array_equal(np.argwhere(np.isnan(y[..., 1]))[:, 1:],
+                                  [[h, c] for h in (1, 2, 3) for c in (5, 6)])
+    assert np.isinf(y[..., 3]).sum() == 6 and np.isfinite(np.delete(y, [1, 3], axis=3)).all()
+
+
+@given(cases())
 def test_backward_bias_matches_reference(case):
     x, w, b, gy, geo = case
     gb = K.depthwise_conv2d_backward_bias(gy)
@@ -214,17 +275,21 @@ def _all_outputs(x, w, gy, geo):
     return (K.depthwise_conv2d_forward(x, w, None, **geo),
             K.depthwise_conv2d_backward_input(gy, w, x.shape, **geo),
             K.depthwise_conv2d_backward_weight(x, gy, w.shape, **geo),
-            K.depthwise_conv2d_backward_bias(gy))
+            K.depthwise_conv2d_backward_bias(gy),
+            *K.depthwise_conv2d_backward(x, gy, w, **geo))
 
 
-def test_thread_count_does_not_change_results(restore_threads):
+@pytest.mark.parametrize("shape,w_shape,geo,gy_shape", [
+    ((3, 17, 13, 7), (3, 3, 7, 2), dict(stride=(2, 1), padding=1, dilation=(1, 2)), (3, 9, 11, 14)),
+    ((3, 18, 13, 37), (3, 3, 37, 1), dict(stride=1, padding=1, dilation=1), (3, 18, 13, 37)),
+], ids=["general", "3x3-stride1"])
+def test_thread_count_does_not_change_results(restore_threads, shape, w_shape, geo, gy_shape):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs 2 Numba threads")
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((3, 17, 13, 7)).astype(np.float32)
-    w = rng.standard_normal((3, 3, 7, 2)).astype(np.float32)
-    geo = dict(stride=(2, 1), padding=1, dilation=(1, 2))
-    gy = rng.standard_normal((3, 9, 11, 14)).astype(np.float32)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    gy = rng.standard_normal(gy_shape).astype(np.float32)
     numba.set_num_threads(1)
     one = _all_outputs(x, w, gy, geo)
     numba.set_num_threads(2)
@@ -272,6 +337,16 @@ W = np.zeros((3, 3, 2, 1))
     (lambda: K.depthwise_conv2d_backward_weight(X, np.zeros((1, 3, 3, 2)), (3, 3, 5, 1)),
      ValueError, r"channel mismatch"),
     (lambda: K.depthwise_conv2d_backward_bias(np.zeros((3, 3, 2))), ValueError, r"gy must be 4-D"),
+    (lambda: K.depthwise_conv2d_backward(X, np.zeros((1, 4, 3, 2)), W), ValueError,
+     r"gy must have the output shape"),
+    (lambda: K.depthwise_conv2d_backward(X, np.zeros((1, 3, 3, 2)), np.zeros((3, 3, 3, 1))),
+     ValueError, r"channel mismatch"),
+    (lambda: K.depthwise_conv2d_backward(X[0], np.zeros((1, 3, 3, 2)), W), ValueError,
+     r"x must be 4-D"),
+    (lambda: K.depthwise_conv2d_backward(X, np.zeros((1, 3, 3, 2)), W.astype(np.float32)),
+     TypeError, r"x and w must have the same dtype"),
+    (lambda: K.depthwise_conv2d_backward(X, np.zeros((1, 3, 3, 2), np.float32), W), TypeError,
+     r"x and gy must have the same dtype"),
 ])
 def test_bad_input_raises_informative_error(call, exc, match):
     with pytest.raises(exc, match=match):

@@ -30,8 +30,11 @@ class DepthwiseConv2d(Function):
 
     def backward(self, gy):
         need_x, need_w = self.needs_input_grad[:2]
-        gx = dw_kernels.depthwise_conv2d_backward_input(gy, self.w, self.x.shape, **self.args) if need_x else None
-        gw = dw_kernels.depthwise_conv2d_backward_weight(self.x, gy, self.w.shape, **self.args) if need_w else None
+        if need_x and need_w:  # one pass over gy for both
+            gx, gw = dw_kernels.depthwise_conv2d_backward(self.x, gy, self.w, **self.args)
+        else:
+            gx = dw_kernels.depthwise_conv2d_backward_input(gy, self.w, self.x.shape, **self.args) if need_x else None
+            gw = dw_kernels.depthwise_conv2d_backward_weight(self.x, gy, self.w.shape, **self.args) if need_w else None
         if self.has_bias:
             gb = dw_kernels.depthwise_conv2d_backward_bias(gy) if self.needs_input_grad[2] else None
             return gx, gw, gb
