@@ -38,34 +38,51 @@ def cases(draw, max_c=6, max_hw=9):
     return x, w, b, pads, gy
 
 
-@given(cases(), st.booleans(), st.sampled_from([None, 1, 2000]))
-def test_forward_matches_reference(case, relu, budget):
+class drivers:
+    """Force one of the two ways of spreading the work: ``per_core`` (small
+    chunks, one thread each) or ``shared`` (parallel transforms, BLAS threads)."""
+
+    def __init__(self, per_core):
+        self.limit = 2**62 if per_core else -1
+
+    def __enter__(self):
+        self.old, wg.U_PER_CORE_MAX = wg.U_PER_CORE_MAX, self.limit
+
+    def __exit__(self, *exc):
+        wg.U_PER_CORE_MAX = self.old
+
+
+@given(cases(), st.booleans(), st.sampled_from([None, 1, 2000]), st.booleans())
+def test_forward_matches_reference(case, relu, budget, per_core):
     x, w, b, pads, _ = case
     want = ref.conv2d_forward(x, w, b, padding=pads)
     if relu:
         want = np.maximum(want, 0)
-    got = wg.winograd_forward(x, w, pads, b, relu=relu, budget=budget)
+    with drivers(per_core):
+        got = wg.winograd_forward(x, w, pads, b, relu=relu, budget=budget)
     assert got.shape == want.shape and got.dtype == x.dtype
     np.testing.assert_allclose(got, want, **TOL[x.dtype.type])
 
 
-@given(cases(), st.sampled_from([None, 1, 2000]))
-def test_backward_weight_matches_reference(case, budget):
+@given(cases(), st.sampled_from([None, 1, 2000]), st.booleans())
+def test_backward_weight_matches_reference(case, budget, per_core):
     x, w, _, pads, gy = case
     want = ref.conv2d_backward_weight(x, gy, w.shape, padding=pads)
-    got = wg.winograd_backward_weight(x, gy, pads, budget=budget)
+    with drivers(per_core):
+        got = wg.winograd_backward_weight(x, gy, pads, budget=budget)
     assert got.shape == w.shape and got.dtype == x.dtype
     np.testing.assert_allclose(got, want, **TOL[x.dtype.type])
 
 
-@given(cases(), st.sampled_from([None, 1, 2000]))
-def test_flipped_forward_is_the_input_gradient(case, budget):
+@given(cases(), st.sampled_from([None, 1, 2000]), st.booleans())
+def test_flipped_forward_is_the_input_gradient(case, budget, per_core):
     """``flip=True`` convolves with the spatially flipped, channel-swapped kernel
     (padding ``2 - P``): the gradient with respect to the input."""
     x, w, _, pads, gy = case
     want = ref.conv2d_backward_input(gy, w, x.shape, padding=pads)
     flipped = tuple(2 - p for p in pads)
-    got = wg.winograd_forward(gy, w, flipped, flip=True, budget=budget)
+    with drivers(per_core):
+        got = wg.winograd_forward(gy, w, flipped, flip=True, budget=budget)
     assert got.shape == x.shape
     np.testing.assert_allclose(got, want, **TOL[x.dtype.type])
 
@@ -209,28 +226,32 @@ def test_set_winograd_switches_the_route(spy):
             conv.set_winograd(bad)
 
 
-def test_workspace_limit_caps_the_chunks(monkeypatch):
+@pytest.mark.parametrize("per_core", [True, False])
+def test_workspace_limit_caps_the_chunks(monkeypatch, per_core):
     rng = np.random.default_rng(10)
     x = rng.standard_normal((2, 9, 7, 8))
     w = rng.standard_normal((3, 3, 8, 8))
     gy = rng.standard_normal((2, 9, 7, 8))
-    whole = _conv_all(x, w, None, gy, padding=1)
-    sizes = []
-    real = wg._buffer
+    with drivers(per_core):
+        whole = _conv_all(x, w, None, gy, padding=1)
+    seen = []
+    real = wg._chunk_rows
 
-    def watched(name, shape, dtype):
-        sizes.append(int(np.prod(shape)) * np.dtype(dtype).itemsize)
-        return real(name, shape, dtype)
+    def watched(N, TH, TW, per_tile, budget):
+        rows, chunks = real(N, TH, TW, per_tile, budget)
+        seen.append(rows * TW * per_tile)  # bytes of V + M (or V + Z) per chunk
+        return rows, chunks
 
-    monkeypatch.setattr(wg, "_buffer", watched)
+    monkeypatch.setattr(wg, "_chunk_rows", watched)
     old = conv.get_workspace_limit()
-    tile_row = 16 * 4 * 8 * 8  # V (or M) bytes of one tile row: 16 x 4 tiles x 8 channels x 8 B
-    conv.set_workspace_limit(2 * tile_row)  # V + M of one tile row per chunk
+    tile_row = 4 * 16 * (8 + 8) * 8  # 4 tiles x 16 x (C + K) x 8 bytes
+    conv.set_workspace_limit(tile_row + 100)  # room for one tile row per chunk
     try:
-        chunked = _conv_all(x, w, None, gy, padding=1)
+        with drivers(per_core):
+            chunked = _conv_all(x, w, None, gy, padding=1)
     finally:
         conv.set_workspace_limit(old)
-    assert sizes and all(s == tile_row for s in sizes)
+    assert seen == [tile_row] * 3
     for a, c in zip(chunked, whole):
         np.testing.assert_allclose(a, c, rtol=1e-11, atol=1e-11)
 
@@ -242,17 +263,19 @@ def restore_threads():
     numba.set_num_threads(old)
 
 
+@pytest.mark.parametrize("per_core", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_results_do_not_depend_on_threads_or_repetition(restore_threads, dtype):
+def test_results_do_not_depend_on_threads_or_repetition(restore_threads, dtype, per_core):
     rng = np.random.default_rng(11)
     x = rng.standard_normal((4, 11, 10, 16)).astype(dtype)
     w = rng.standard_normal((3, 3, 16, 24)).astype(dtype)
     b = rng.standard_normal(24).astype(dtype)
     gy = rng.standard_normal((4, 11, 10, 24)).astype(dtype)
     runs = []
-    for threads in (1, numba.config.NUMBA_NUM_THREADS, 1):
-        numba.set_num_threads(threads)
-        runs.append(_conv_all(x, w, b, gy, padding=1))
+    with drivers(per_core):
+        for threads in (1, numba.config.NUMBA_NUM_THREADS, 1):
+            numba.set_num_threads(threads)
+            runs.append(_conv_all(x, w, b, gy, padding=1))
     for run in runs[1:]:
         for a, c in zip(run, runs[0]):
             assert a.tobytes() == c.tobytes()
