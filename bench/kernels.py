@@ -64,8 +64,17 @@ class GemmProbe:
 
 
 def im2col_split(N, repeats, rng, probe):
-    """Split conv3x3 64@32x32 forward into im2col and GEMM, each timed alone."""
+    """conv3x3 64@32x32 forward: the Winograd route (the default) against the
+    im2col route, and the im2col route split into im2col and GEMM, each timed
+    alone."""
     from tinycnn.kernels import conv
+
+    def im2col_route():
+        previous = conv.set_winograd(False)
+        try:
+            conv.conv2d_forward(x, w, None, 1, 1)
+        finally:
+            conv.set_winograd(previous)
 
     H, C, O = 32, 64, 64
     x = rand(rng, (N, H, H, C))
@@ -75,7 +84,8 @@ def im2col_split(N, repeats, rng, probe):
     cols = conv.im2col(x, 3, 1, 1)  # (rows, 9*C), filled: the GEMM reads real numbers
     y2 = np.empty((rows, O), dtype=np.float32)
     contenders = {
-        "conv2d_forward (whole)": lambda: conv.conv2d_forward(x, w, None, 1, 1),
+        "conv2d_forward, Winograd route (default)": lambda: conv.conv2d_forward(x, w, None, 1, 1),
+        "conv2d_forward, im2col route (set_winograd(False))": im2col_route,
         "im2col, new buffer (public im2col)": lambda: conv.im2col(x, 3, 1, 1),
         "im2col into a reused buffer": lambda: conv._im2col_rows(
             x, cols, 0, N * H, 0, C, 3, 3, 1, 1, 1, 1, 1, 1, H, H),
@@ -86,7 +96,7 @@ def im2col_split(N, repeats, rng, probe):
     samples = timing.time_interleaved(contenders)
     peak = probe.gflops(timing.median(samples.pop("gemm probe")))
     flops = 2 * rows * 9 * C * O
-    whole = timing.median(samples["conv2d_forward (whole)"])
+    whole = timing.median(samples["conv2d_forward, im2col route (set_winograd(False))"])
     steps = []
     for name, s in samples.items():
         t = timing.median(s)
@@ -271,7 +281,7 @@ def run(args, torch):
     for i, case in enumerate(cases, 1):
         _log(f"[{i}/{len(cases)}] {case.name}")
         results += measure_case(case, args, K, reference, torch, rng, probe)
-    _log("im2col + GEMM split...")
+    _log("convolution routes and im2col + GEMM split...")
     split = im2col_split(args.batch, args.repeats, rng, probe)
 
     info = timing.machine_info(args.threads, torch, started)
@@ -294,9 +304,11 @@ def run(args, torch):
             {"title": f"Kernels (batch {args.batch}, float32, {args.threads} threads; "
                       "median ms)",
              "columns": COLUMNS, "rows": _table_rows(results)},
-            {"title": f"im2col + GEMM split: conv3x3 64@32x32 forward, batch {args.batch} "
-                      f"(columns {split['cols_shape'][0]}×{split['cols_shape'][1]})",
-             "columns": ["step", "ms", "GFLOP/s", "GB/s", "% of conv2d_forward",
+            {"title": f"Convolution routes and the im2col + GEMM split: conv3x3 64@32x32 "
+                      f"forward, batch {args.batch} (columns {split['cols_shape'][0]}×"
+                      f"{split['cols_shape'][1]}; GFLOP/s of the Winograd row counts the "
+                      "direct convolution's FLOPs)",
+             "columns": ["step", "ms", "GFLOP/s", "GB/s", "% of im2col route",
                          "% GEMM peak"],
              "rows": _split_rows(split)},
         ],

@@ -37,6 +37,7 @@ from ._args import (
     _is_int, check_nhwc, check_output_grad, check_same_dtype, check_shape4, check_weight, conv_output_hw, pair,
     resolve_padding,
 )
+from . import fused as _fused
 from . import winograd as _wg
 from ._config import FASTMATH
 
@@ -317,12 +318,15 @@ def _chunks(g, CG, dtype):
     return buf, [(r0, min(r0 + rows, total)) for r0 in range(0, total, rows)]
 
 
-def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, relu=False):
     """Convolve ``x`` (N, H, W, C) with ``w`` (KH, KW, C/groups, C_out), add ``b`` (C_out,).
 
     ``y[n, oh, ow, o] = b[o] + sum_{kh, kw, c} x[n, oh*SH - PT + kh*DH,
     ow*SW - PL + kw*DW, g*C/groups + c] * w[kh, kw, c, o]`` with ``g`` the group
-    of ``o``.  Returns ``(N, OH, OW, C_out)`` in x's dtype.
+    of ``o``.  Returns ``(N, OH, OW, C_out)`` in x's dtype.  ``relu=True``
+    applies ``max(y, 0)`` as well (NaN stays NaN), fused into the Winograd
+    output transform or into the bias pass: the inference path of
+    convolution + folded BatchNorm + ReLU.
     """
     check_nhwc(x, "x")
     check_weight(w, "(KH, KW, C_in/groups, C_out)")
@@ -340,7 +344,8 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     w2 = np.ascontiguousarray(w).reshape(KH * KW * CG, O)
     OG = O // G
     if g.winograd(KH, KW, G, CG):
-        return _wg.winograd_forward(x, np.ascontiguousarray(w), g.pads, b, budget=_workspace_limit)
+        return _wg.winograd_forward(x, np.ascontiguousarray(w), g.pads, b, relu=bool(relu),
+                                    budget=_workspace_limit)
     y = np.empty((g.N, g.OH, g.OW, O), dtype=x.dtype)
     y2 = y.reshape(-1, O)
     if g.is_pointwise():
@@ -357,7 +362,9 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
                 _im2col_rows(x, cols, r0, r1, k * CG, CG, *g.kernel_args())
                 np.matmul(cols, w2[:, k * OG:(k + 1) * OG], out=out[:, k * OG:(k + 1) * OG])
         _release_workspace(buf)
-    if b is not None:
+    if relu:
+        _fused.bias_relu_(y, np.zeros(O, dtype=y.dtype) if b is None else np.ascontiguousarray(b))
+    elif b is not None:
         y2 += b
     return y
 

@@ -61,7 +61,8 @@ def test_kernels_quick_reports_every_case_in_markdown_and_json(tmp_path):
 
     split_header, split_rows = _table(markdown, "| step |")
     assert split_header[:2] == ["step", "ms"]
-    assert len(split_rows) == 4
+    assert len(split_rows) == 5  # Winograd route, im2col route and its three steps
+    assert split_rows[0][0].startswith("conv2d_forward, Winograd")
 
     data = json.loads(json_path.read_text())
     assert data["machine_line"] == lines[2][len("Machine: "):]

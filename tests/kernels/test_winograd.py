@@ -183,6 +183,26 @@ def test_conv_kernels_take_the_winograd_route(spy, dtype, padding):
         np.testing.assert_allclose(g, r, **TOL[dtype])
 
 
+@pytest.mark.parametrize("winograd", [True, False])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_conv2d_forward_relu_fuses_bias_and_relu(winograd, with_bias):
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 7, 6, 8)).astype(np.float32)
+    x[0, 2, 2, 3] = np.nan
+    w = rng.standard_normal((3, 3, 8, 5)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32) if with_bias else None
+    want = ref.conv2d_forward(x, w, b, padding=1)
+    previous = conv.set_winograd(winograd)
+    try:
+        with np.errstate(invalid="ignore"):
+            got = conv.conv2d_forward(x, w, b, padding=1, relu=True)
+    finally:
+        conv.set_winograd(previous)
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], np.maximum(want[finite], 0), rtol=1e-4, atol=1e-4)
+    assert np.isnan(got[~finite]).all() and (got[np.isfinite(got)] >= 0).all()
+
+
 @pytest.mark.parametrize("kwargs, C", [
     (dict(padding=1, stride=2), 8),        # stride 2
     (dict(padding=2, dilation=2), 8),      # dilated
