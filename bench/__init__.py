@@ -6,6 +6,8 @@ returning a report dict (``bench.report``); ``bench.cli.SUITES`` lists them, so
 a new suite (models, startup) is one module and one entry there.
 """
 
+import tinycnn._env  # noqa: F401  (thread settings before anything loads NumPy's OpenBLAS)
+
 
 def main(argv=None):
     """Run ``python -m bench`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""

@@ -18,7 +18,8 @@ MIN_SAMPLE_SECONDS = 0.002  # a sample averages back-to-back calls until it last
 SLOW_CALL_SECONDS = 1.0     # a warm-up call slower than this is kept as the first sample
 # Environment variables that change how threads behave; recorded when set.
 THREADING_ENV = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT", "NUMBA_NUM_THREADS",
-                 "NUMBA_THREADING_LAYER", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+                 "NUMBA_THREADING_LAYER", "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT",
+                 "MKL_NUM_THREADS")
 
 
 class Contender:

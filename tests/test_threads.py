@@ -2,6 +2,10 @@
 results do not depend on the count beyond rounding, and repeat bitwise at a
 fixed count."""
 
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -95,3 +99,29 @@ def test_a_fixed_thread_count_repeats_bitwise(n):
     first, second = _network(np.float32), _network(np.float32)
     for a, b in zip(first, second):
         assert a.tobytes() == b.tobytes()
+
+
+def _fresh_python(code, **env_overrides):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+    env.update(env_overrides)
+    return subprocess.run([sys.executable, "-X", "importtime", "-c", code], env=env,
+                          capture_output=True, text=True, check=True)
+
+
+def test_import_sets_thread_waiting_defaults_before_numpy_loads():
+    """OpenBLAS reads OPENBLAS_THREAD_TIMEOUT when it loads (with NumPy), so
+    tinycnn must set it before its first NumPy import."""
+    out = _fresh_python("import os, tinycnn; "
+                        "print(os.environ['OMP_WAIT_POLICY'], os.environ['OPENBLAS_THREAD_TIMEOUT'])")
+    assert out.stdout.split() == ["PASSIVE", "4"]
+    modules = [line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines()
+               if line.startswith("import time:")]
+    assert modules.index("tinycnn._env") < modules.index("numpy")
+
+
+def test_thread_waiting_set_by_the_user_wins():
+    out = _fresh_python("import os, tinycnn; "
+                        "print(os.environ['OMP_WAIT_POLICY'], os.environ['OPENBLAS_THREAD_TIMEOUT'])",
+                        OMP_WAIT_POLICY="ACTIVE", OPENBLAS_THREAD_TIMEOUT="20")
+    assert out.stdout.split() == ["ACTIVE", "20"]

@@ -5,6 +5,7 @@
 ``tinycnn.kernels``.  Activations are channels-last ``(N, H, W, C)``.
 """
 
+from . import _env  # noqa: F401  (first: thread settings before NumPy loads OpenBLAS)
 from . import functional, nn
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad

@@ -3,13 +3,7 @@
 import numbers
 import os
 
-# Numba's OpenMP workers spin while they wait for work.  When the machine has
-# more runnable threads than cores, the spinning starves the thread doing the
-# work and a small kernel call takes milliseconds instead of microseconds
-# (the op-table tests ran 10x slower).  Passive waiting costs a few
-# microseconds per parallel region.  OpenMP reads this when it starts, at the
-# first parallel kernel call; an OMP_WAIT_POLICY set by the user wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from . import _env  # noqa: F401  (thread-waiting defaults: see _env.py)
 
 import numba  # noqa: E402
 from threadpoolctl import threadpool_info, threadpool_limits
