@@ -260,7 +260,7 @@ def _input_row(x, n, ih, zrow):
 @njit(cache=True, fastmath=FASTMATH)
 def _conv_rows(x, wt, y, n, oh0, PT, PL, zrow):
     """Output rows ``oh0 <= oh < min(oh0 + 4, OH)`` of image ``n`` (see ``_dw3x3_s1``)."""
-    H, W, C = x.shape[1], x.shape[2], x.shape[3]
+    W, C = x.shape[2], x.shape[3]
     OH, OW = y.shape[1], y.shape[2]
     J = wt.shape[1] // C
     lo, hi = _interior(OW, W, PL)
@@ -359,7 +359,7 @@ def _weight_rows(x, gy, acc, part, n, oh0, PT, PL, zrow):
     """Add the weight gradient of output rows ``oh0 <= oh < min(oh0 + 4, OH)`` of image
     ``n`` to ``part`` (``(9, C)`` float64), via the ``(9, J*C)`` scratch ``acc``
     (see ``_dw3x3_s1_weight``)."""
-    H, W, C = x.shape[1], x.shape[2], x.shape[3]
+    W, C = x.shape[2], x.shape[3]
     OH, OW = gy.shape[1], gy.shape[2]
     J = acc.shape[1] // C
     lo, hi = _interior(OW, W, PL)

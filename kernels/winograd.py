@@ -33,15 +33,13 @@ Tiles are processed in chunks of whole tile rows so that ``V`` and ``M`` of a
 chunk stay in the last-level cache; one buffer pair serves every chunk.
 """
 
-import itertools
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 from ._config import FASTMATH
+from ._parallel import SLOTS, run_units
 
 __all__ = ["winograd_forward", "winograd_backward_weight", "weight_transform",
            "weight_transform_adjoint", "tile_grid", "CHUNK_BYTES", "GRAD_CHUNK_BYTES"]
@@ -403,59 +401,11 @@ def _output_transform_adjoint_serial(gy, Z, q0, q1, TH, TW):
 
 U_PER_CORE_MAX = 2 * 2**20
 PER_CORE_BYTES = 512 * 2**10
-_SLOTS = 4
-
-_pool = None
-_blas = None
-_pool_lock = threading.Lock()
-
-
-def _executor():
-    """The worker threads (created on first use, one fewer than Numba's maximum)."""
-    global _pool, _blas
-    with _pool_lock:
-        if _pool is None:
-            from threadpoolctl import ThreadpoolController
-            _blas = ThreadpoolController().select(user_api="blas")
-            _pool = ThreadPoolExecutor(max(1, numba.config.NUMBA_NUM_THREADS - 1),
-                                       thread_name_prefix="tinycnn-winograd")
-    return _pool
+_SLOTS = SLOTS
 
 
 def _per_core(C, K, itemsize):
     return 16 * C * K * itemsize <= U_PER_CORE_MAX
-
-
-def _run_units(make_worker, units):
-    """Process work units ``0 .. units-1`` on ``n = min(numba.get_num_threads(),
-    units)`` threads, BLAS at one thread each.  ``make_worker()`` is called once
-    per thread and returns ``work(i)`` (so each thread gets its own scratch).
-    The threads take the next unit as they finish one: a core slowed down by
-    another process takes fewer units instead of holding up the rest."""
-    n = max(1, min(numba.get_num_threads(), units))
-    if n == 1:
-        work = make_worker()
-        for i in range(units):
-            work(i)
-        return
-    pool = _executor()
-    counter = itertools.count()  # next() on it is atomic under the GIL
-
-    def loop():
-        work = make_worker()
-        for i in iter(counter.__next__, None):
-            if i >= units:
-                return
-            work(i)
-
-    with _blas.limit(limits=1):
-        futures = [pool.submit(loop) for _ in range(n - 1)]
-        try:
-            loop()
-        finally:
-            for f in futures:  # wait for all before leaving (and re-raise the first error)
-                f.result()
-
 
 _buffers = {}  # (dtype, name) -> 1-D buffer reused between calls (page faults cost more than a copy)
 _buffers_lock = threading.Lock()
@@ -553,7 +503,7 @@ def winograd_forward(x, w, pads, b=None, relu=False, out=None, budget=None, flip
                 _output_transform_serial(M, y, q0, q1, TH, TW, bias, relu)
             return work
 
-        _run_units(make_worker, len(chunks))
+        run_units(make_worker, len(chunks))
         return y
     rows, chunks = _chunk_rows(N, TH, TW, per_tile, _budget(CHUNK_BYTES, budget))
     vbuf, _ = _buffer("V", (16, rows * TW, C), x.dtype)
@@ -606,7 +556,7 @@ def winograd_backward_weight(x, gy, pads, budget=None):
                     slots[slot] += partial
             return work
 
-        _run_units(make_worker, min(_SLOTS, len(chunks)))
+        run_units(make_worker, min(_SLOTS, len(chunks)))
         for slot in range(_SLOTS):
             dU += slots[slot]
         return weight_transform_adjoint(dU)

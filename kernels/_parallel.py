@@ -1,0 +1,66 @@
+"""Work split into units that threads take one at a time ("one chunk per core").
+
+The Winograd convolutions cut their work into chunks small enough
+for a core's L2 cache.  Rather than running each chunk's steps in parallel
+(threads meeting after every step), each thread runs whole chunks on its own,
+with BLAS held at one thread, and takes the next chunk when it finishes one.
+Sums over chunks (weight gradients) go into a fixed number of slots, each
+summed in chunk order, so results do not depend on the thread count.
+"""
+
+import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+
+__all__ = ["SLOTS", "run_units"]
+
+SLOTS = 4  # partial sums of a reduction over chunks: fixed, so results do not depend on threads
+
+_pool = None
+_blas = None
+_pool_lock = threading.Lock()
+
+
+def _executor():
+    """The worker threads (created on first use, one fewer than Numba's maximum)."""
+    global _pool, _blas
+    with _pool_lock:
+        if _pool is None:
+            from threadpoolctl import ThreadpoolController
+            _blas = ThreadpoolController().select(user_api="blas")
+            _pool = ThreadPoolExecutor(max(1, numba.config.NUMBA_NUM_THREADS - 1),
+                                       thread_name_prefix="tinycnn-chunks")
+    return _pool
+
+
+def run_units(make_worker, units):
+    """Process work units ``0 .. units-1`` on ``n = min(numba.get_num_threads(),
+    units)`` threads, BLAS at one thread each.  ``make_worker()`` is called once
+    per thread and returns ``work(i)`` (so each thread gets its own scratch).
+    The threads take the next unit as they finish one: a core slowed down by
+    another process takes fewer units instead of holding up the rest."""
+    n = max(1, min(numba.get_num_threads(), units))
+    if n == 1:
+        work = make_worker()
+        for i in range(units):
+            work(i)
+        return
+    pool = _executor()
+    counter = itertools.count()  # next() on it is atomic under the GIL
+
+    def loop():
+        work = make_worker()
+        for i in iter(counter.__next__, None):
+            if i >= units:
+                return
+            work(i)
+
+    with _blas.limit(limits=1):
+        futures = [pool.submit(loop) for _ in range(n - 1)]
+        try:
+            loop()
+        finally:
+            for f in futures:  # wait for all before leaving (and re-raise the first error)
+                f.result()
