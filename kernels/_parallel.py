@@ -21,6 +21,8 @@ SLOTS = 4  # partial sums of a reduction over chunks: fixed, so results do not d
 _pool = None
 _blas = None
 _pool_lock = threading.Lock()
+_blas_users = 0  # run_units calls in progress; the first sets BLAS to one thread, the last restores it
+_blas_limit = None
 
 
 def _executor():
@@ -57,10 +59,32 @@ def run_units(make_worker, units):
                 return
             work(i)
 
-    with _blas.limit(limits=1):
+    _blas_single(True)
+    try:
         futures = [pool.submit(loop) for _ in range(n - 1)]
         try:
             loop()
         finally:
             for f in futures:  # wait for all before leaving (and re-raise the first error)
                 f.result()
+    finally:
+        _blas_single(False)
+
+
+def _blas_single(enter):
+    """Hold BLAS at one thread while any ``run_units`` call runs.
+
+    Counted, so that two calls from different user threads cannot restore each
+    other's setting: the first in saves and limits, the last out restores.
+    """
+    global _blas_users, _blas_limit
+    with _pool_lock:
+        if enter:
+            if _blas_users == 0:
+                _blas_limit = _blas.limit(limits=1)
+            _blas_users += 1
+        else:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None

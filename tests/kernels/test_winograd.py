@@ -308,3 +308,40 @@ def test_autograd_conv2d_gradcheck_through_winograd(spy):
     b = Tensor(rng.standard_normal(3), requires_grad=True)
     gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=1), (x, w, b))
     assert "winograd_backward_weight" in spy
+
+
+def test_concurrent_calls_restore_the_blas_thread_count(monkeypatch, restore_threads):
+    """Chunk-per-core work holds BLAS at one thread; calls from two user threads
+    at once must leave it as it was, and give the same results as alone."""
+    import threading
+
+    from tinycnn.threads import blas_num_threads
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 Numba threads")
+    numba.set_num_threads(2)
+    monkeypatch.setattr(wg, "PER_CORE_BYTES", 8192)  # many chunks: the work is shared out
+
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((4, 12, 12, 16)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 16, 16)).astype(np.float32)
+    before = blas_num_threads()
+    with drivers(True):
+        want = conv.conv2d_forward(x, w, padding=1)
+        results, errors = [], []
+
+        def worker():
+            try:
+                for _ in range(50):
+                    results.append(conv.conv2d_forward(x, w, padding=1))
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert not errors and len(results) == 100
+    assert all(r.tobytes() == want.tobytes() for r in results)
+    assert blas_num_threads() == before
