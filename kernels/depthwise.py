@@ -257,6 +257,15 @@ def _input_row(x, n, ih, zrow):
     return x[n, ih].reshape(-1)
 
 
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _six_rows(x, n, ih0, zrow):
+    """The input rows ``ih0 .. ih0 + 5`` of image ``n`` that a block of 4 output rows
+    reads, flattened (the zero row for rows in the padding)."""
+    return (_input_row(x, n, ih0, zrow), _input_row(x, n, ih0 + 1, zrow),
+            _input_row(x, n, ih0 + 2, zrow), _input_row(x, n, ih0 + 3, zrow),
+            _input_row(x, n, ih0 + 4, zrow), _input_row(x, n, ih0 + 5, zrow))
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def _conv_rows(x, wt, y, n, oh0, PT, PL, zrow):
     """Output rows ``oh0 <= oh < min(oh0 + 4, OH)`` of image ``n`` (see ``_dw3x3_s1``)."""
@@ -265,12 +274,7 @@ def _conv_rows(x, wt, y, n, oh0, PT, PL, zrow):
     J = wt.shape[1] // C
     lo, hi = _interior(OW, W, PL)
     Cu, C2 = np.uint64(C), np.uint64(2 * C)
-    f0 = _input_row(x, n, oh0 - PT, zrow)
-    f1 = _input_row(x, n, oh0 - PT + 1, zrow)
-    f2 = _input_row(x, n, oh0 - PT + 2, zrow)
-    f3 = _input_row(x, n, oh0 - PT + 3, zrow)
-    f4 = _input_row(x, n, oh0 - PT + 4, zrow)
-    f5 = _input_row(x, n, oh0 - PT + 5, zrow)
+    f0, f1, f2, f3, f4, f5 = _six_rows(x, n, oh0 - PT, zrow)
     if oh0 + 4 <= OH:
         y0 = y[n, oh0].reshape(-1)
         y1 = y[n, oh0 + 1].reshape(-1)
@@ -368,12 +372,7 @@ def _weight_rows(x, gy, acc, part, n, oh0, PT, PL, zrow):
     for k in range(9):
         for i in range(J * C):
             acc[k, i] = zero
-    f0 = _input_row(x, n, oh0 - PT, zrow)
-    f1 = _input_row(x, n, oh0 - PT + 1, zrow)
-    f2 = _input_row(x, n, oh0 - PT + 2, zrow)
-    f3 = _input_row(x, n, oh0 - PT + 3, zrow)
-    f4 = _input_row(x, n, oh0 - PT + 4, zrow)
-    f5 = _input_row(x, n, oh0 - PT + 5, zrow)
+    f0, f1, f2, f3, f4, f5 = _six_rows(x, n, oh0 - PT, zrow)
     if oh0 + 4 <= OH:
         g0 = gy[n, oh0].reshape(-1)
         g1 = gy[n, oh0 + 1].reshape(-1)
