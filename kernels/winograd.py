@@ -456,7 +456,7 @@ def _flipped(U):
     return np.ascontiguousarray(U[_FLIP].transpose(0, 2, 1))
 
 
-def winograd_forward(x, w, pads, b=None, relu=False, out=None, budget=None, flip=False):
+def winograd_forward(x, w, pads, b=None, relu=False, budget=None, flip=False):
     """``y = conv2d(x, w)`` for a 3x3 kernel, stride 1, dilation 1 and padding
     ``pads = (top, bottom, left, right)``, each in ``0..2``; optionally
     ``+ b`` and ReLU fused into the output transform.
@@ -472,7 +472,7 @@ def winograd_forward(x, w, pads, b=None, relu=False, out=None, budget=None, flip
     K = w.shape[2] if flip else w.shape[3]
     PT, PB, PL, PR = pads
     OH, OW = H + PT + PB - 2, W + PL + PR - 2
-    y = np.empty((N, OH, OW, K), dtype=x.dtype) if out is None else out
+    y = np.empty((N, OH, OW, K), dtype=x.dtype)
     if y.size == 0:
         return y
     if C == 0:
