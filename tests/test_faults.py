@@ -169,19 +169,22 @@ def test_checkpoint_of_another_architecture_lists_keys_and_shapes(checkpoint, tm
 def test_im2col_workspace_cap_bounds_peak_memory():
     x = np.random.default_rng(0).standard_normal((8, 256, 256, 16)).astype(np.float32)  # 32 MiB
     w = np.random.default_rng(1).standard_normal((3, 3, 16, 16)).astype(np.float32)
-    cap = 8 * 2**20
+    cap = 2 * 2**20  # below conv.CHUNK_BYTES, so the cap is what bounds the columns
+    assert cap < conv_kernels.CHUNK_BYTES
     full_columns = 8 * 256 * 256 * (3 * 3 * 16) * 4  # im2col of the whole batch: 288 MiB
     assert full_columns == 288 * 2**20
     output = x.nbytes  # (8, 256, 256, 16) float32 with padding 1
     conv_kernels.conv2d_forward(x[:1, :8, :8], w, padding=1)  # compile or load the kernel before tracing
     before = conv_kernels.get_workspace_limit()
     conv_kernels.set_workspace_limit(cap)
+    winograd = conv_kernels.set_winograd(False)  # this 3x3 layer would take Winograd (tested on its own)
     try:
         tracemalloc.start()
         y = conv_kernels.conv2d_forward(x, w, padding=1)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     finally:
+        conv_kernels.set_winograd(winograd)
         conv_kernels.set_workspace_limit(before)
         if tracemalloc.is_tracing():
             tracemalloc.stop()
