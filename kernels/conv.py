@@ -30,8 +30,6 @@ and both gradients: 2.25x fewer multiplies than the GEMM over im2col columns.
 ``set_winograd(False)`` turns it off (the results differ by rounding only).
 """
 
-import threading
-
 import numpy as np
 from numba import njit, prange
 
@@ -39,6 +37,7 @@ from ._args import (
     _is_int, check_nhwc, check_output_grad, check_same_dtype, check_shape4, check_weight, conv_output_hw, pair,
     resolve_padding,
 )
+from . import _buffers
 from . import fused as _fused
 from . import winograd as _wg
 from ._config import FASTMATH
@@ -280,37 +279,20 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
     return gx
 
 
-_workspace_cache = {}  # dtype -> 1-D buffer kept between calls (at most the workspace limit)
-_workspace_lock = threading.Lock()
-
-
 def _workspace(rows, ncols, dtype):
     """Return an uninitialised ``(rows, ncols)`` im2col buffer (tests wrap this to watch its size).
 
-    Reuses the buffer the previous call released when it is large enough: a
-    fresh buffer of tens of MB costs more in first-touch page faults than the
-    im2col copy itself.  A buffer in use is out of the cache, so concurrent
-    calls never share one.
+    Reuses the buffer the previous call gave back when it is large enough
+    (``kernels/_buffers.py``): a fresh buffer of tens of MB costs more in
+    first-touch page faults than the im2col copy itself.
     """
-    dtype = np.dtype(dtype)
     size = rows * ncols
-    with _workspace_lock:
-        buf = _workspace_cache.pop(dtype, None)
-    if buf is None or buf.size < size:
-        buf = None  # drop the smaller cached buffer before allocating
-        buf = np.empty(size, dtype=dtype)
-    return buf[:size].reshape(rows, ncols)
+    return _buffers.take("im2col", size, dtype)[:size].reshape(rows, ncols)
 
 
 def _release_workspace(cols):
     """Give a buffer from ``_workspace`` back for reuse, if it fits in the workspace limit."""
-    base = cols.base if cols.base is not None else cols
-    if base.ndim != 1 or not base.flags.c_contiguous or base.nbytes > _workspace_limit:
-        return
-    with _workspace_lock:
-        kept = _workspace_cache.get(base.dtype)
-        if kept is None or kept.size < base.size:
-            _workspace_cache[base.dtype] = base
+    _buffers.give("im2col", cols.base if cols.base is not None else cols, _workspace_limit)
 
 
 # Columns per chunk: a few MiB stay in the L3 cache between im2col writing them and
@@ -359,11 +341,11 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, r
             raise ValueError(f"b must have shape (C_out,) = ({O},), got {b.shape}")
     g = _Geometry(x.shape, (KH, KW), stride, padding, dilation)
     x = np.ascontiguousarray(x)
-    w2 = np.ascontiguousarray(w).reshape(KH * KW * CG, O)
-    OG = O // G
     if g.winograd(KH, KW, G, CG):
         return _wg.winograd_forward(x, np.ascontiguousarray(w), g.pads, b, relu=bool(relu),
                                     budget=_workspace_limit)
+    w2 = np.ascontiguousarray(w).reshape(KH * KW * CG, O)
+    OG = O // G
     y = np.empty((g.N, g.OH, g.OW, O), dtype=x.dtype)
     y2 = y.reshape(-1, O)
     if g.is_pointwise():

@@ -33,11 +33,10 @@ Tiles are processed in chunks of whole tile rows so that ``V`` and ``M`` of a
 chunk stay in the last-level cache; one buffer pair serves every chunk.
 """
 
-import threading
-
 import numpy as np
 from numba import njit, prange
 
+from . import _buffers
 from ._config import FASTMATH
 from ._parallel import SLOTS, run_units
 
@@ -396,36 +395,15 @@ def _output_transform_adjoint_serial(gy, Z, q0, q1, TH, TW):
 #
 # Either way the results do not depend on the thread count: a chunk's outputs
 # are computed the same way whoever computes them, and the weight gradient sums
-# its chunks into a fixed number (_SLOTS) of partial sums, each in chunk order,
+# its chunks into a fixed number (SLOTS) of partial sums, each in chunk order,
 # added up in slot order.
 
 U_PER_CORE_MAX = 2 * 2**20
 PER_CORE_BYTES = 512 * 2**10
-_SLOTS = SLOTS
 
 
 def _per_core(C, K, itemsize):
     return 16 * C * K * itemsize <= U_PER_CORE_MAX
-
-_buffers = {}  # (dtype, name) -> 1-D buffer reused between calls (page faults cost more than a copy)
-_buffers_lock = threading.Lock()
-
-
-def _buffer(name, shape, dtype):
-    """A reusable buffer of at least ``prod(shape)`` elements: ``(flat, view of shape)``."""
-    size = int(np.prod(shape))
-    key = (np.dtype(dtype), name)
-    with _buffers_lock:
-        buf = _buffers.pop(key, None)
-    if buf is None or buf.size < size:
-        buf = np.empty(max(size, 1), dtype=dtype)
-    return buf, buf[:size].reshape(shape)
-
-
-def _release(name, buf):
-    with _buffers_lock:
-        _buffers[(buf.dtype, name)] = buf
-
 
 def _budget(default, cap):
     return default if cap is None else min(default, cap)
@@ -505,9 +483,10 @@ def winograd_forward(x, w, pads, b=None, relu=False, budget=None, flip=False):
 
         run_units(make_worker, len(chunks))
         return y
-    rows, chunks = _chunk_rows(N, TH, TW, per_tile, _budget(CHUNK_BYTES, budget))
-    vbuf, _ = _buffer("V", (16, rows * TW, C), x.dtype)
-    mbuf, _ = _buffer("M", (16, rows * TW, K), x.dtype)
+    budget_bytes = _budget(CHUNK_BYTES, budget)
+    rows, chunks = _chunk_rows(N, TH, TW, per_tile, budget_bytes)
+    vbuf = _buffers.take("winograd V", 16 * rows * TW * C, x.dtype)
+    mbuf = _buffers.take("winograd M", 16 * rows * TW * K, x.dtype)
     for q0, q1 in chunks:
         T = (q1 - q0) * TW
         V = vbuf[:16 * T * C].reshape(16, T, C)
@@ -515,8 +494,8 @@ def winograd_forward(x, w, pads, b=None, relu=False, budget=None, flip=False):
         _input_transform(x, V, q0, q1, TH, TW, PT, PL)
         _gemms(V, U, M, flip)
         _output_transform(M, y, q0, q1, TH, TW, bias, relu)
-    _release("V", vbuf)
-    _release("M", mbuf)
+    _buffers.give("winograd V", vbuf, budget_bytes)
+    _buffers.give("winograd M", mbuf, budget_bytes)
     return y
 
 
@@ -525,7 +504,9 @@ def winograd_backward_weight(x, gy, pads, budget=None):
 
     Per chunk of tiles: ``V`` of ``x`` as in the forward, ``Z`` of ``gy``
     (adjoint output transform), ``dU[xi] += V[xi].T @ Z[xi]``; then
-    ``dg = G^T dU G``.
+    ``dg = G^T dU G``.  ``V`` is transformed again rather than kept from the
+    forward: it is 4x the size of ``x``, and keeping it for every layer until
+    backward would cost more memory than the transform costs time.
     """
     N, H, W, C = x.shape
     K = gy.shape[3]
@@ -538,15 +519,15 @@ def winograd_backward_weight(x, gy, pads, budget=None):
     per_tile = 16 * (C + K) * x.itemsize
     if _per_core(C, K, x.itemsize):
         rows, chunks = _chunk_rows(N, TH, TW, per_tile, _budget(PER_CORE_BYTES, budget))
-        slots = np.zeros((_SLOTS, 16, C, K), dtype=x.dtype)
+        slots = np.zeros((SLOTS, 16, C, K), dtype=x.dtype)
 
         def make_worker():
             vbuf = np.empty(16 * rows * TW * C, dtype=x.dtype)
             zbuf = np.empty(16 * rows * TW * K, dtype=x.dtype)
             partial = np.empty((16, C, K), dtype=x.dtype)
 
-            def work(slot):  # the chunks slot, slot + _SLOTS, ... in order
-                for q0, q1 in chunks[slot::_SLOTS]:
+            def work(slot):  # the chunks slot, slot + SLOTS, ... in order
+                for q0, q1 in chunks[slot::SLOTS]:
                     T = (q1 - q0) * TW
                     V = vbuf[:16 * T * C].reshape(16, T, C)
                     Z = zbuf[:16 * T * K].reshape(16, T, K)
@@ -556,13 +537,14 @@ def winograd_backward_weight(x, gy, pads, budget=None):
                     slots[slot] += partial
             return work
 
-        run_units(make_worker, min(_SLOTS, len(chunks)))
-        for slot in range(_SLOTS):
+        run_units(make_worker, min(SLOTS, len(chunks)))
+        for slot in range(SLOTS):
             dU += slots[slot]
         return weight_transform_adjoint(dU)
-    rows, chunks = _chunk_rows(N, TH, TW, per_tile, _budget(GRAD_CHUNK_BYTES, budget))
-    vbuf, _ = _buffer("V", (16, rows * TW, C), x.dtype)
-    zbuf, _ = _buffer("M", (16, rows * TW, K), x.dtype)
+    budget_bytes = _budget(GRAD_CHUNK_BYTES, budget)
+    rows, chunks = _chunk_rows(N, TH, TW, per_tile, budget_bytes)
+    vbuf = _buffers.take("winograd V", 16 * rows * TW * C, x.dtype)
+    zbuf = _buffers.take("winograd M", 16 * rows * TW * K, x.dtype)
     partial = np.empty((16, C, K), dtype=x.dtype)
     for q0, q1 in chunks:
         T = (q1 - q0) * TW
@@ -572,6 +554,6 @@ def winograd_backward_weight(x, gy, pads, budget=None):
         _output_transform_adjoint(gy, Z, q0, q1, TH, TW)
         np.matmul(V.transpose(0, 2, 1), Z, out=partial)
         dU += partial
-    _release("V", vbuf)
-    _release("M", zbuf)
+    _buffers.give("winograd V", vbuf, budget_bytes)
+    _buffers.give("winograd M", zbuf, budget_bytes)
     return weight_transform_adjoint(dU)
