@@ -266,6 +266,14 @@ def _six_rows(x, n, ih0, zrow):
             _input_row(x, n, ih0 + 4, zrow), _input_row(x, n, ih0 + 5, zrow))
 
 
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _four_rows(a, n, r0):
+    """Rows ``r0 .. r0 + 3`` of image ``n`` of ``a``, flattened (all inside ``a``): the
+    output rows of a full block, or the ``gy`` rows its weight gradient reads."""
+    return (a[n, r0].reshape(-1), a[n, r0 + 1].reshape(-1),
+            a[n, r0 + 2].reshape(-1), a[n, r0 + 3].reshape(-1))
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def _conv_rows(x, wt, y, n, oh0, PT, PL, zrow):
     """Output rows ``oh0 <= oh < min(oh0 + 4, OH)`` of image ``n`` (see ``_dw3x3_s1``)."""
@@ -276,10 +284,7 @@ def _conv_rows(x, wt, y, n, oh0, PT, PL, zrow):
     Cu, C2 = np.uint64(C), np.uint64(2 * C)
     f0, f1, f2, f3, f4, f5 = _six_rows(x, n, oh0 - PT, zrow)
     if oh0 + 4 <= OH:
-        y0 = y[n, oh0].reshape(-1)
-        y1 = y[n, oh0 + 1].reshape(-1)
-        y2 = y[n, oh0 + 2].reshape(-1)
-        y3 = y[n, oh0 + 3].reshape(-1)
+        y0, y1, y2, y3 = _four_rows(y, n, oh0)
         for s in range(lo, hi, J):
             ji = np.uint64((s - PL) * C)
             jo = np.uint64(s * C)
@@ -374,10 +379,7 @@ def _weight_rows(x, gy, acc, part, n, oh0, PT, PL, zrow):
             acc[k, i] = zero
     f0, f1, f2, f3, f4, f5 = _six_rows(x, n, oh0 - PT, zrow)
     if oh0 + 4 <= OH:
-        g0 = gy[n, oh0].reshape(-1)
-        g1 = gy[n, oh0 + 1].reshape(-1)
-        g2 = gy[n, oh0 + 2].reshape(-1)
-        g3 = gy[n, oh0 + 3].reshape(-1)
+        g0, g1, g2, g3 = _four_rows(gy, n, oh0)
         for s in range(lo, hi, J):
             ji = np.uint64((s - PL) * C)
             jo = np.uint64(s * C)
