@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from . import limits, npz
 from .tensor import Tensor
 
 _FORMAT = "tinycnn"
@@ -43,26 +44,43 @@ def save(obj, path):
 
 
 def load(path):
-    """Read a file written by :func:`save`; checks its checksum first."""
+    """Read a file written by :func:`save`.
+
+    The file is untrusted until proven otherwise: it is read with
+    :func:`tinycnn.npz.read_npz` (stored members only, as :func:`save` writes
+    them; every size bounded by the file's), its SHA-256 is checked, and its
+    structure is checked against the format before anything is built from
+    it.  Anything wrong raises ``ValueError`` naming the file.
+    """
     path = _path_arg("load", path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            members = {key: data[key] for key in data.files}
-    except Exception as err:  # a damaged zip can raise almost anything: NotImplementedError, zlib.error...
-        raise ValueError(f"load: {path} is not a readable tinycnn .npz file (truncated or corrupted?): "
-                         f"{type(err).__name__}: {err}") from None
+        members = npz.read_npz(path)
+    except npz.NpzError as err:
+        raise ValueError(f"load: {path} is not a readable tinycnn .npz file: {err.reason}") from None
     if "__meta__" not in members or "__checksum__" not in members:
         raise ValueError(f"load: {path} is an .npz file but not one written by tinycnn.save (no __meta__/__checksum__)")
-    stored = members.pop("__checksum__").tobytes().decode("ascii", "replace")
-    if stored != _digest(members):
+    stored, meta = members.pop("__checksum__"), members["__meta__"]
+    for name, array, most in (("__checksum__", stored, 64), ("__meta__", meta, limits.max_meta_bytes)):
+        if array.dtype != np.uint8 or array.ndim != 1 or array.size > most:
+            raise ValueError(f"load: {path}: {name} must be at most {most} bytes (uint8, 1-D), "
+                             f"got {array.dtype} of shape {array.shape}")
+    if stored.tobytes().decode("ascii", "replace") != _digest(members):
         raise ValueError(f"load: {path} failed its checksum: the file is corrupted or was modified")
-    meta = json.loads(members.pop("__meta__").tobytes().decode())
-    if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
-        raise ValueError(f"load: {path} has format {meta.get('format')!r} version {meta.get('version')!r}, "
+    del members["__meta__"]
+    try:
+        meta = json.loads(meta.tobytes().decode("utf-8"))
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ValueError(f"load: {path}: __meta__ is not valid JSON ({type(err).__name__}: {err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
+        found = (meta.get("format"), meta.get("version")) if isinstance(meta, dict) else (type(meta).__name__, None)
+        raise ValueError(f"load: {path} has format {found[0]!r} version {found[1]!r}, "
                          f"expected {_FORMAT!r} version {_VERSION}")
-    return _decode(meta["tree"], members)
+    try:
+        return _decode(meta.get("tree"), members, 0)
+    except _Malformed as err:
+        raise ValueError(f"load: {path}: malformed structure: {err}") from None
 
 
 def _path_arg(op, path):
@@ -156,7 +174,9 @@ def _digest(members):
     return h.hexdigest()
 
 
-def _encode(obj, arrays, where):
+def _encode(obj, arrays, where, depth=0):
+    if depth > limits.max_depth:
+        raise ValueError(f"save: {where} is nested deeper than tinycnn.limits.max_depth = {limits.max_depth}")
     if isinstance(obj, Tensor):
         obj = obj.data
     if isinstance(obj, np.ndarray):
@@ -182,24 +202,50 @@ def _encode(obj, arrays, where):
             if not isinstance(k, (str, int)) or isinstance(k, bool):
                 raise TypeError(f"save: {where} has a key {k!r} of type {type(k).__name__}; keys must be str or int")
         return {"t": "dict", "keys": keys,
-                "values": [_encode(obj[k], arrays, f"{where}[{k!r}]") for k in keys]}
+                "values": [_encode(obj[k], arrays, f"{where}[{k!r}]", depth + 1) for k in keys]}
     if isinstance(obj, (list, tuple)):
         return {"t": "tuple" if isinstance(obj, tuple) else "list",
-                "items": [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]}
+                "items": [_encode(v, arrays, f"{where}[{i}]", depth + 1) for i, v in enumerate(obj)]}
     raise TypeError(f"save: {where} is a {type(obj).__name__}; tinycnn saves dicts, lists, arrays, numbers, "
                     "strings, bools and None (no pickled objects)")
 
 
-def _decode(node, arrays):
-    kind = node["t"]
+class _Malformed(Exception):
+    pass
+
+
+_NODE_FIELDS = {"array": {"key"}, "value": {"v"}, "float": {"v"}, "dict": {"keys", "values"},
+                "list": {"items"}, "tuple": {"items"}}
+
+
+def _decode(node, arrays, depth):
+    """The object ``node`` (a JSON tree written by :func:`_encode`) stands
+    for; every node is checked, since a file with a valid checksum may
+    still have been crafted."""
+    if depth > limits.max_depth:
+        raise _Malformed(f"nested deeper than tinycnn.limits.max_depth = {limits.max_depth}")
+    kind = node.get("t") if isinstance(node, dict) else None
+    if kind not in _NODE_FIELDS or set(node) != _NODE_FIELDS[kind] | {"t"}:
+        raise _Malformed(f"unexpected node {str(node)[:80]}")
     if kind == "array":
+        if not isinstance(node["key"], str) or node["key"] not in arrays:
+            raise _Malformed(f"no array member {str(node['key'])[:80]}")
         return arrays[node["key"]]
     if kind == "value":
+        if node["v"] is not None and not isinstance(node["v"], (bool, int, float, str)):
+            raise _Malformed(f"a value must be a number, string, bool or null, got {str(node['v'])[:80]}")
         return node["v"]
     if kind == "float":
+        if node["v"] not in ("inf", "-inf", "nan"):
+            raise _Malformed(f"a non-finite float must be 'inf', '-inf' or 'nan', got {str(node['v'])[:80]}")
         return float(node["v"])
     if kind == "dict":
-        return {k: _decode(v, arrays) for k, v in zip(node["keys"], node["values"])}
-    items = [_decode(v, arrays) for v in node["items"]]
+        keys, values = node["keys"], node["values"]
+        if not (isinstance(keys, list) and isinstance(values, list) and len(keys) == len(values)
+                and all(isinstance(k, (str, int)) and not isinstance(k, bool) for k in keys)):
+            raise _Malformed("a dict needs equally long lists of str or int keys and of values")
+        return {k: _decode(v, arrays, depth + 1) for k, v in zip(keys, values)}
+    if not isinstance(node["items"], list):
+        raise _Malformed(f"a {kind} needs a list of items")
+    items = [_decode(v, arrays, depth + 1) for v in node["items"]]
     return tuple(items) if kind == "tuple" else items
-
