@@ -187,24 +187,29 @@ def _read_image(path, H, W, C):
     if not os.path.isfile(path):
         raise UsageError(f"no such file: {path}")
     if path.lower().endswith(".npy"):
+        from .npz import NpzError, read_npy
+
         try:
-            array = np.load(path, allow_pickle=False)
-        except ValueError as err:
-            raise UsageError(f"{path}: not a readable .npy array: {err}") from None
+            array = read_npy(path)
+        except NpzError as err:
+            raise UsageError(f"{path}: not a readable .npy array: {err.reason}") from None
         if array.dtype.kind == "f" and array.size and array.min() >= 0.0 and array.max() <= 1.0:
             array = array * 255.0  # a float image in 0-1: bring to the 0-255 units of the training data
         return _resize(array, H, W, C, path)
+    from .data.readers import open_image
+
     try:
-        from PIL import Image
+        with open_image(path) as img:
+            from PIL import Image
+
+            img = img.convert("L" if C == 1 else "RGB").resize((W, H), Image.BILINEAR)
+            array = np.asarray(img)
     except ImportError:
         raise UsageError(f"{path}: reading image files needs Pillow (pip install 'tinycnn[image]'); "
                          ".npy arrays work without it") from None
-    try:
-        with Image.open(path) as img:
-            img = img.convert("L" if C == 1 else "RGB").resize((W, H), Image.BILINEAR)
-            return _resize(np.asarray(img), H, W, C, path)
-    except OSError as err:
-        raise UsageError(f"{path}: cannot read image: {err}") from None
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return _resize(array, H, W, C, path)
 
 
 def _predict(args):

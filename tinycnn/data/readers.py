@@ -16,11 +16,15 @@ file, ``ValueError`` for a truncated, corrupted or unrecognised one.
 
 import gzip
 import io
+import math
+import os
 import pickle
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from .. import limits
 
 # --------------------------------------------------------------------------- IDX
 
@@ -31,18 +35,8 @@ IDX_IMAGES_MAGIC = 2051  # 0x00000803: uint8, 3 dimensions (N, rows, cols)
 IDX_LABELS_MAGIC = 2049  # 0x00000801: uint8, 1 dimension (N,)
 
 
-def _read_bytes(path, what):
-    """The file's bytes, gunzipped if it starts with the gzip magic."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (expected {what})")
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as e:
-            raise ValueError(f"{path}: corrupted or truncated gzip data ({e}); expected {what}") from None
-    return raw
+_GZIP_RATIO = 1032  # the most deflate can expand one byte to
+_CHUNK = 16 << 20
 
 
 def read_idx(path, magic=None):
@@ -52,32 +46,64 @@ def read_idx(path, magic=None):
     2049 for labels). Raises ``FileNotFoundError`` if the file is missing and
     ``ValueError`` naming the file if its magic number, type code or byte count
     is wrong (a truncated file, or one with trailing bytes).
+
+    The header is read first and the size it declares checked against what
+    the file can hold (exactly, for a raw file; what deflate can expand the
+    file to, for a gzipped one) and :data:`tinycnn.limits.max_array_bytes`;
+    gzipped data are then streamed, so memory follows the data actually there.
     """
     path = Path(path)
     what = "an IDX file" if magic is None else f"an IDX file with magic number {magic}"
-    data = _read_bytes(path, what)
-    if len(data) < 4:
-        raise ValueError(f"{path}: {len(data)} bytes is too short for {what} (4-byte header)")
-    found = int.from_bytes(data[:4], "big")
-    type_code, ndim = data[2], data[3]
-    if data[:2] != b"\0\0" or type_code not in _IDX_TYPES or ndim == 0:
-        raise ValueError(f"{path}: not an IDX file (magic number {found}, bytes {data[:4].hex()}); expected {what}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (expected {what})")
+    with open(path, "rb") as raw:
+        size = os.fstat(raw.fileno()).st_size
+        gzipped = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+        try:
+            return _read_idx_stream(stream, path, what, magic, size, gzipped)
+        except (EOFError, OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+            if not gzipped:
+                raise
+            raise ValueError(f"{path}: corrupted or truncated gzip data ({e}); expected {what}") from None
+
+
+def _read_idx_stream(f, path, what, magic, file_size, gzipped):
+    start = f.read(4)
+    if len(start) < 4:
+        raise ValueError(f"{path}: {len(start)} bytes is too short for {what} (4-byte header)")
+    found = int.from_bytes(start, "big")
+    type_code, ndim = start[2], start[3]
+    if start[:2] != b"\0\0" or type_code not in _IDX_TYPES or ndim == 0:
+        raise ValueError(f"{path}: not an IDX file (magic number {found}, bytes {start.hex()}); expected {what}")
     if magic is not None and found != magic:
         raise ValueError(f"{path}: IDX magic number is {found}, expected {magic}")
     header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(f"{path}: truncated IDX header: {len(data)} bytes, the header alone needs {header}")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = f.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise ValueError(f"{path}: truncated IDX header: {4 + len(dims)} bytes, the header alone needs {header}")
+    shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_TYPES[type_code])
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) != expected:
-        state = "truncated" if len(data) < expected else "has trailing bytes"
-        raise ValueError(
-            f"{path}: IDX file {state}: header says shape {shape} of {dtype.name}, "
-            f"so {expected} bytes, but the (decompressed) file has {len(data)}"
-        )
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
-    return array.astype(dtype.newbyteorder("="))  # native byte order, writable copy
+    nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no wrap-around
+    declared = f"header says shape {shape} of {dtype.name}, so {header + nbytes} bytes"
+    if not gzipped and header + nbytes != file_size:
+        state = "truncated" if file_size < header + nbytes else "has trailing bytes"
+        raise ValueError(f"{path}: IDX file {state}: {declared}, but the file has {file_size}")
+    if gzipped and header + nbytes > _GZIP_RATIO * file_size + 1024:
+        raise ValueError(f"{path}: IDX file truncated: {declared}, more than {file_size} gzipped bytes can hold")
+    limits.check_nbytes(nbytes, f"{path}: IDX header")
+    data = bytearray()
+    while len(data) < nbytes:
+        chunk = f.read(min(_CHUNK, nbytes - len(data)))
+        if not chunk:
+            raise ValueError(f"{path}: IDX file truncated: {declared}, but the decompressed file has "
+                             f"{header + len(data)}")
+        data += chunk
+    if f.read(1):
+        raise ValueError(f"{path}: IDX file has trailing bytes: {declared}, but the decompressed file has more")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape)
+    return array if dtype.isnative else array.astype(dtype.newbyteorder("="))  # writable, native order
 
 
 def _find_file(folder, names, what):
@@ -114,41 +140,159 @@ def load_mnist(folder, split="train"):
 
 # --------------------------------------------------------------------- pickles
 
-# The only globals a CIFAR pickle may name: what NumPy needs to rebuild an
-# ndarray (under NumPy 1 and NumPy 2 module names), plus _codecs.encode for
-# latin1 only (see _latin1_encode). Containers, strings and numbers need none.
-_ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-}
+# A CIFAR pickle rebuilds its arrays through numpy.core.multiarray._reconstruct,
+# numpy.ndarray and numpy.dtype (protocol 5: numpy.core.numeric._frombuffer; a
+# NumPy scalar: numpy.core.multiarray.scalar).  NumPy's own versions trust the
+# pickle (a crafted dtype state can make it read bytes of the file as object
+# pointers), so those names resolve to the stand-ins below instead: they accept
+# plain numeric dtypes only, check that the bytes are exactly shape x itemsize,
+# and copy them into a fresh array.  _codecs.encode (how Python 3 pickles bytes
+# at protocol <= 2) is allowed for latin1 only.  Every other global is refused.
+
+_DTYPE_CODES = {"b1", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f2", "f4", "f8"}
 
 
 class _Forbidden(pickle.UnpicklingError):
     pass
 
 
+def _text(value):
+    """Python 2 strings arrive as bytes under ``encoding='bytes'``."""
+    return value.decode("latin1") if isinstance(value, bytes) else value
+
+
+class _Dtype:
+    """Stands in for ``numpy.dtype(code, align, copy)`` and its pickled state."""
+
+    def __init__(self, code, align=False, copy=True):
+        code = _text(code)
+        if not isinstance(code, str) or code not in _DTYPE_CODES:
+            raise _Forbidden(f"numpy.dtype {code!r} is forbidden (only plain numeric dtypes, no object arrays)")
+        self.dtype = np.dtype(code)
+
+    def __setstate__(self, state):
+        # (version, byte order, subarray, names, fields, itemsize, alignment, flags[, metadata])
+        if not isinstance(state, tuple) or len(state) not in (8, 9) or state[2:5] != (None, None, None):
+            raise _Forbidden("a numpy.dtype state other than a plain numeric type's is forbidden")
+        order = _text(state[1])
+        if order not in ("<", ">", "|", "="):
+            raise _Forbidden(f"numpy.dtype byte order {order!r} is forbidden")
+        if order in "<>" and self.dtype.itemsize > 1:
+            self.dtype = self.dtype.newbyteorder(order)
+
+
+def _array_from_bytes(data, dtype, shape, fortran):
+    """A fresh array of ``shape`` from exactly ``prod(shape) * itemsize`` bytes."""
+    if not isinstance(dtype, _Dtype):
+        raise _Forbidden("an array's dtype must be a pickled numpy.dtype")
+    if not (isinstance(shape, tuple) and len(shape) <= 32
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+        raise _Forbidden(f"array shape {str(shape)[:80]} is not a tuple of non-negative ints")
+    if isinstance(data, pickle.PickleBuffer):
+        data = data.raw()
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise _Forbidden(f"array data must be bytes, got {type(data).__name__} (object arrays are forbidden)")
+    nbytes = math.prod(shape) * dtype.dtype.itemsize
+    if nbytes != len(data):
+        raise _Forbidden(f"array of shape {shape} and dtype {dtype.dtype} needs {nbytes} bytes, "
+                         f"the pickle has {len(data)}")
+    return np.frombuffer(data, dtype=dtype.dtype).reshape(shape, order="F" if fortran else "C").copy()
+
+
+class _Ndarray:
+    """Stands in for ``numpy.ndarray``: only ever an argument of ``_reconstruct``."""
+
+    def __new__(cls, *args, **kwargs):
+        raise _Forbidden("calling numpy.ndarray is forbidden (it allocates uninitialised memory)")
+
+
+class _Array:
+    """What ``_reconstruct(ndarray, (0,), b'b')`` returns; ``__setstate__``
+    receives the array's dtype, shape and bytes.  Replaced by the array
+    itself after unpickling (:func:`_resolve_arrays`)."""
+
+    array = None
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple) and len(state) == 5:
+            state = state[1:]  # (version, shape, dtype, fortran, data)
+        if not isinstance(state, tuple) or len(state) != 4:
+            raise _Forbidden("unexpected ndarray state")
+        shape, dtype, fortran, data = state
+        self.array = _array_from_bytes(data, dtype, shape, bool(fortran))
+
+
+def _reconstruct(cls, shape, typecode):
+    if cls is not _Ndarray:
+        raise _Forbidden("numpy _reconstruct may only rebuild numpy.ndarray")
+    return _Array()
+
+
+def _frombuffer(data, dtype, shape, order):
+    return _array_from_bytes(data, dtype, shape, _text(order) == "F")
+
+
+def _scalar(dtype, data):
+    return _array_from_bytes(data, dtype, (), False)[()]
+
+
 def _latin1_encode(text, encoding="latin1"):
-    """Python 3 pickles ``bytes`` at protocol <= 2 as ``_codecs.encode(str, 'latin1')``."""
     if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
         raise _Forbidden(f"_codecs.encode with {encoding!r} is forbidden (only latin1 strings)")
     return text.encode("latin1")
 
 
+_STAND_INS = {("_codecs", "encode"): _latin1_encode, ("numpy", "dtype"): _Dtype, ("numpy", "ndarray"): _Ndarray}
+for _module in ("numpy.core", "numpy._core"):
+    _STAND_INS[(f"{_module}.multiarray", "_reconstruct")] = _reconstruct
+    _STAND_INS[(f"{_module}.multiarray", "scalar")] = _scalar
+    _STAND_INS[(f"{_module}.numeric", "_frombuffer")] = _frombuffer
+
+
 class _ArrayUnpickler(pickle.Unpickler):
-    """An unpickler that refuses every global except NumPy's array rebuilders."""
+    """An unpickler whose only globals are the stand-ins above."""
 
     def find_class(self, module, name):
-        if (module, name) == ("_codecs", "encode"):
-            return _latin1_encode
-        if (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
+        if (module, name) in _STAND_INS:
+            return _STAND_INS[(module, name)]
         raise _Forbidden(f"global '{module}.{name}' is forbidden (only NumPy arrays are allowed)")
+
+
+def _resolve_arrays(obj):
+    """Replace every :class:`_Array` in the unpickled structure by its array,
+    visiting each container once (a pickle can share children, nest deeply
+    or refer to itself) and without recursion."""
+
+    def real(value):
+        if isinstance(value, _Array):
+            if value.array is None:
+                raise _Forbidden("an array without its state")
+            return value.array
+        return value.dtype if isinstance(value, _Dtype) else value
+
+    top = [obj]
+    todo, seen = [top], {id(top)}
+    while todo:
+        container = todo.pop()
+        if isinstance(container, dict):
+            if any(isinstance(k, (_Array, _Dtype)) for k in container):
+                raise _Forbidden("an array as a dict key")
+            children = list(container.items())
+            for key, value in children:
+                container[key] = real(value)
+            children = container.values()
+        elif isinstance(container, list):
+            container[:] = [real(value) for value in container]
+            children = container
+        else:  # a tuple: cannot be mended in place
+            if any(isinstance(value, (_Array, _Dtype)) for value in container):
+                raise _Forbidden("arrays inside tuples are not supported")
+            children = container
+        for child in children:
+            if isinstance(child, (dict, list, tuple)) and id(child) not in seen:
+                seen.add(id(child))
+                todo.append(child)
+    return top[0]
 
 
 def safe_pickle_load(path):
@@ -157,32 +301,26 @@ def safe_pickle_load(path):
     Strings from Python 2 pickles come back as ``bytes`` (``encoding='bytes'``,
     as the CIFAR site recommends), so dictionary keys are ``b'data'`` etc.
     A pickle that names any other global (``os.system``, ``builtins.eval``...)
-    raises ``ValueError`` before anything runs; object arrays are refused too.
+    raises ``ValueError`` before anything runs; arrays are rebuilt by tinycnn
+    from their bytes, never by NumPy's unpickling code, and only with plain
+    numeric dtypes (no object arrays).  The file may be at most
+    :data:`tinycnn.limits.max_array_bytes`; what it unpickles to takes at
+    most a small multiple of its size.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (expected a pickle)")
+    size = path.stat().st_size
+    if size > limits.max_array_bytes:
+        raise ValueError(f"{path}: {size} bytes, over tinycnn.limits.max_array_bytes = {limits.max_array_bytes}")
     raw = path.read_bytes()
     try:
-        obj = _ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load()
+        return _resolve_arrays(_ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load())
     except _Forbidden as e:
         raise ValueError(f"{path}: refused pickle: {e}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            OverflowError, MemoryError) as e:
-        raise ValueError(f"{path}: corrupted or truncated pickle ({type(e).__name__}: {e})") from None
-    _refuse_object_arrays(obj, path)
-    return obj
-
-
-def _refuse_object_arrays(obj, path):
-    if isinstance(obj, np.ndarray) and obj.dtype.hasobject:
-        raise ValueError(f"{path}: pickle holds an object array; only numeric arrays are allowed")
-    if isinstance(obj, dict):
-        for value in obj.values():
-            _refuse_object_arrays(value, path)
-    elif isinstance(obj, (list, tuple)):
-        for value in obj:
-            _refuse_object_arrays(value, path)
+            OverflowError, MemoryError, RecursionError, UnicodeDecodeError, LookupError) as e:
+        raise ValueError(f"{path}: corrupted or truncated pickle ({type(e).__name__}: {str(e)[:200]})") from None
 
 
 # ----------------------------------------------------------------------- CIFAR
@@ -286,6 +424,9 @@ def _check_label_range(labels, classes, folder):
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+# The decoders Pillow may use, whatever a file's name or first bytes say (an
+# EPS file named .png would otherwise go to Ghostscript).  PPM covers .pgm/.pbm.
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
 
 
 def _pillow():
@@ -306,6 +447,32 @@ def image_folder_classes(root):
         files = sorted(f for f in sub.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
         classes.append((sub.name, files))
     return classes
+
+
+def open_image(path, load=True):
+    """A Pillow image of ``path`` opened by one of :data:`IMAGE_FORMATS`'
+    decoders, its size checked against :data:`tinycnn.limits.max_image_pixels`
+    before any pixel is decoded (``load=False``: the header only); any
+    failure is a ``ValueError`` naming the file."""
+    Image = _pillow()
+    try:
+        image = Image.open(path, formats=IMAGE_FORMATS)
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"{path}: image too large ({e})") from None
+    except Exception as e:  # noqa: BLE001 -- a decoder may raise anything on a crafted file
+        raise ValueError(f"{path}: cannot read image as {', '.join(IMAGE_FORMATS)} ({type(e).__name__}: {e})") from None
+    width, height = image.size
+    if width * height > limits.max_image_pixels:
+        image.close()
+        raise ValueError(f"{path}: image is {width}x{height}, over tinycnn.limits.max_image_pixels = "
+                         f"{limits.max_image_pixels} pixels (raise it if the file is trusted)")
+    if load:
+        try:
+            image.load()
+        except Exception as e:  # noqa: BLE001 -- as above
+            image.close()
+            raise ValueError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
+    return image
 
 
 def load_image_folder(root, size=None, mode=None):
@@ -331,19 +498,11 @@ def load_image_folder(root, size=None, mode=None):
         if not files:
             raise ValueError(f"{root / name}: class folder has no images (extensions {', '.join(IMAGE_EXTENSIONS)})")
 
-    def open_image(path):
-        try:
-            image = Image.open(path)
-            image.load()
-        except (OSError, SyntaxError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
-            raise ValueError(f"{path}: cannot read image ({e})") from None
-        return image
-
     if mode is None:
         gray = True
         for _, files in classes:
             for f in files:
-                with open_image(f) as image:
+                with open_image(f, load=False) as image:  # the header says the mode
                     gray = gray and image.mode in _GRAY_MODES
         mode = "L" if gray else "RGB"
 
