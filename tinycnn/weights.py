@@ -25,11 +25,12 @@ torch), ``.npz`` through NumPy (no pickle), ``.pth``/``.pt`` through
 """
 
 import os
+import zipfile
 from collections import namedtuple
 
 import numpy as np
 
-from . import nn
+from . import io, limits, nn, npz
 
 LoadResult = namedtuple("LoadResult", ["loaded_keys", "missing_keys", "unexpected_keys", "reset_keys"])
 LoadResult.__doc__ = """What ``load_weights`` did: keys loaded, keys the model has but the
@@ -146,21 +147,34 @@ def _read_safetensors(path):
 
 
 def _read_npz(path):
-    with np.load(path, allow_pickle=False) as data:
-        if "__meta__" in data.files:  # written by tinycnn.io.save
-            from . import io
-            obj = io.load(path)
-            if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
-                obj = obj["model"]
-            return {k: np.asarray(getattr(v, "data", v)) for k, v in obj.items()}
-        return {k: data[k] for k in data.files}
+    """Plain arrays (deflated members allowed, as ``numpy.savez_compressed``
+    writes them), or the model of a file written by ``tinycnn.io.save``;
+    both read through :mod:`tinycnn.npz`, so sizes are bounded by the file."""
+    if _is_tinycnn_npz(path):
+        obj = io.load(path)
+        if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+            obj = obj["model"]
+        if not isinstance(obj, dict):
+            raise ValueError(f"weights file {path!r}: holds a {type(obj).__name__}, expected a state dict")
+        return {k: np.asarray(getattr(v, "data", v)) for k, v in obj.items()}
+    try:
+        return npz.read_npz(path, compressed=True)
+    except npz.NpzError as err:
+        raise ValueError(f"weights file {path!r} cannot be read: {err.reason}") from None
 
 
 def _read_pth(path):
+    """A ``torch.save`` zip archive through ``torch.load(weights_only=True)``
+    (which unpickles tensors and containers only).  The archive is checked
+    first (stored members only, as torch writes them, no larger than the
+    file), and so is every tensor: a view larger than the storage it comes
+    from (a stride-0 expansion of a few bytes, say) is refused rather than
+    materialised."""
     try:
         import torch
     except ImportError:
         raise ImportError(f"reading {path!r} needs torch (or convert it to .safetensors)") from None
+    _check_torch_archive(path)
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if hasattr(obj, "state_dict") and not isinstance(obj, dict):
         obj = obj.state_dict()
@@ -168,15 +182,37 @@ def _read_pth(path):
         for wrapper in ("state_dict", "model"):
             if isinstance(obj.get(wrapper), dict):
                 obj = obj[wrapper]
+    if not isinstance(obj, dict):
+        raise ValueError(f"weights file {path!r}: holds a {type(obj).__name__}, expected a state dict")
     out = {}
     for k, v in obj.items():
-        if hasattr(v, "detach"):
-            v = v.detach().cpu()
-            if v.dtype == torch.bfloat16:
-                v = v.float()
-            v = v.numpy()
+        if isinstance(v, torch.Tensor):
+            if v.numel() * v.element_size() > v.untyped_storage().nbytes():
+                raise ValueError(f"weights file {path!r}: {str(k)[:80]} is a {tuple(v.shape)} view of "
+                                 f"{v.untyped_storage().nbytes()} bytes of storage (an expanded or "
+                                 "overlapping tensor); only plain tensors are accepted")
+            v = v.detach()
+            v = (v.float() if v.dtype == torch.bfloat16 else v).numpy()
         out[k] = v
     return out
+
+
+def _check_torch_archive(path):
+    size = os.path.getsize(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"weights file {path!r} is not a zip archive: only files written by torch.save "
+                         "since PyTorch 1.6 are read (load and save an older one with torch, or convert it "
+                         "to .safetensors)")
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+    if len(infos) > limits.max_members:
+        raise ValueError(f"weights file {path!r}: {len(infos)} members, over tinycnn.limits.max_members")
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+            raise ValueError(f"weights file {path!r}: member {info.filename!r} is compressed; "
+                             "torch.save stores its members uncompressed")
+    if sum(info.file_size for info in infos) > size:
+        raise ValueError(f"weights file {path!r}: members declare more bytes than the file's {size}")
 
 
 def _unwrap(state, path):
@@ -185,6 +221,14 @@ def _unwrap(state, path):
     for wrapper in ("state_dict", "model"):
         if isinstance(state.get(wrapper), dict):
             state = state[wrapper]
+    bad = [k for k in state if not isinstance(k, str)]
+    if bad:
+        raise ValueError(f"weights file {path!r}: keys must be strings, got {type(bad[0]).__name__} "
+                         f"{str(bad[0])[:80]}")
+    bad = [k for k, v in state.items() if not isinstance(v, np.ndarray)]
+    if bad:
+        raise ValueError(f"weights file {path!r}: {bad[0][:80]!r} is a {type(state[bad[0]]).__name__}, "
+                         "expected an array")
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
@@ -310,10 +354,12 @@ def load_weights(model, weights, layout="torch", reset_head=False, strict=True):
 
 
 def _is_tinycnn_npz(path):
+    """Whether ``path`` is a zip holding tinycnn's ``__meta__`` member (its
+    directory alone is read)."""
     try:
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            return "__meta__" in data.files
-    except Exception:  # unreadable: read_state_dict reports it
+        with zipfile.ZipFile(os.fspath(path)) as archive:
+            return "__meta__.npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):  # unreadable: read_state_dict reports it
         return False
 
 
