@@ -151,7 +151,8 @@ def test_damaged_checkpoint_is_refused_on_resume(checkpoint, tmp_path, damage):
 
 def test_checkpoint_of_another_architecture_lists_keys_and_shapes(checkpoint, tmp_path):
     ckpt = train.load_checkpoint(checkpoint)
-    ckpt["meta"] = dict(ckpt["meta"], model="resnet32", num_classes=7)  # claims another model
+    # claims another model (and consistently 7 classes)
+    ckpt["meta"] = dict(ckpt["meta"], model="resnet32", num_classes=7, classes=[str(i) for i in range(7)])
     forged = tmp_path / "forged.npz"
     io.save(ckpt, forged)
     with pytest.raises(ValueError) as info:

@@ -29,21 +29,12 @@ import time
 import numpy as np
 
 from . import functional as F
-from . import io
+from . import io, nn
 from .anomaly import detect_anomaly
+from .checkpoint import CHECKPOINT_FORMAT, DEFAULTS, HISTORY_FIELDS, check_config, load_checkpoint
 from .autograd import no_grad
 from .random import get_rng_state, manual_seed, set_rng_state
 from .tensor import Tensor
-
-CHECKPOINT_FORMAT = "tinycnn-checkpoint"
-HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s")
-
-DEFAULTS = dict(
-    model="resnet20", model_kwargs={"se": True, "se_reduction": 4}, dataset="digits", split=None,
-    epochs=15, batch_size=32, lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
-    warmup_epochs=1, augment="crop", seed=0, train_subset=None, test_subset=None,
-)
-
 
 class TrainingError(RuntimeError):
     """Training cannot continue (e.g. the loss became NaN or infinite)."""
@@ -118,13 +109,25 @@ def train_transform(meta, augment):
 # ------------------------------------------------------------------ model, optimizer
 
 
-def build_model(meta):
-    """The model a checkpoint's ``meta`` describes, freshly initialised."""
+def build_model(meta, state=None):
+    """The model ``meta`` describes, freshly initialised.  With ``state``
+    (the state dict of a checkpoint, which may come from elsewhere), a
+    ``meta`` that describes a model with far more parameters than ``state``
+    holds (over twice as many, plus 2**20) is refused before they are
+    allocated; a smaller mismatch is left to ``load_state_dict`` to list."""
     from .models import create_model
 
     kwargs = dict(meta.get("model_kwargs") or {})
     kwargs.setdefault("in_chans", meta["image_shape"][2])
-    return create_model(meta["model"], num_classes=meta["num_classes"], **kwargs)
+    if state is None:
+        return create_model(meta["model"], num_classes=meta["num_classes"], **kwargs)
+    held = sum(np.size(v) for v in state.values())
+    try:
+        with nn.parameter_budget(2 * held + 2**20):
+            return create_model(meta["model"], num_classes=meta["num_classes"], **kwargs)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"the checkpoint's meta describes a model it cannot rebuild: {err} "
+                         f"(its state holds {held} values)") from None
 
 
 def build_optimizer(model, config, steps_per_epoch):
@@ -149,19 +152,16 @@ def build_optimizer(model, config, steps_per_epoch):
 # ------------------------------------------------------------------ checkpoints
 
 
-def load_checkpoint(path):
-    """Read a checkpoint written by :class:`Trainer`; checks that it is one."""
-    ckpt = io.load(path)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a tinycnn training checkpoint")
-    return ckpt
-
-
 def model_from_checkpoint(path_or_ckpt):
-    """``(model in eval mode, meta)`` rebuilt from a checkpoint."""
-    ckpt = load_checkpoint(path_or_ckpt) if not isinstance(path_or_ckpt, dict) else path_or_ckpt
-    model = build_model(ckpt["meta"])
-    model.load_state_dict(ckpt["model"])
+    """``(model in eval mode, meta)`` rebuilt from a checkpoint (a path, or
+    a dict returned by :func:`load_checkpoint`)."""
+    source = "checkpoint" if isinstance(path_or_ckpt, dict) else path_or_ckpt
+    ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load_checkpoint(path_or_ckpt)
+    try:
+        model = build_model(ckpt["meta"], ckpt["model"])
+        model.load_state_dict(ckpt["model"])
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from None
     model.eval()
     return model, ckpt["meta"]
 
@@ -247,11 +247,7 @@ class Trainer:
                 self.config["model_kwargs"] = {}  # the default's SE settings belong to the default model
             self.config.update({k: v for k, v in config.items() if v is not None})
         c = self.config
-        for key in ("epochs", "batch_size"):
-            if not isinstance(c[key], int) or c[key] < 1:
-                raise ValueError(f"{key} must be an int >= 1, got {c[key]!r}")
-        if not c["lr"] > 0:
-            raise ValueError(f"lr must be > 0, got {c['lr']!r}")
+        check_config(c)
 
         manual_seed(c["seed"])
         self.train_set, self.test_set = load_datasets(c["dataset"], c["split"], c["train_subset"], c["test_subset"])
@@ -259,13 +255,21 @@ class Trainer:
             self.meta = ckpt["meta"]
         else:
             mean, std = channel_stats(self.train_set)
-            self.meta = dict(model=c["model"], model_kwargs=dict(c["model_kwargs"] or {}), dataset=str(c["dataset"]),
+            # weights= (a file to start from) is not part of the model: the checkpoint holds the weights
+            kwargs = {k: v for k, v in (c["model_kwargs"] or {}).items() if k != "weights"}
+            self.meta = dict(model=c["model"], model_kwargs=kwargs, dataset=str(c["dataset"]),
                              split=c["split"], num_classes=self.train_set.num_classes,
                              classes=list(self.train_set.classes), image_shape=list(self.train_set.image_shape),
                              scale=pixel_scale(self.train_set.images), mean=mean, std=std)
         from .data import DataLoader
 
-        self.model = build_model(self.meta)
+        if ckpt is None:  # built from the settings, which may name a weights file to start from
+            self.model = build_model(dict(self.meta, model_kwargs=c["model_kwargs"] or {}))
+        else:
+            try:
+                self.model = build_model(self.meta, ckpt["model"])
+            except ValueError as err:
+                raise ValueError(f"resume: {resume}: {err}") from None
         self.loader = DataLoader(self.train_set, batch_size=c["batch_size"], shuffle=True, drop_last=True,
                                  seed=c["seed"], transform=train_transform(self.meta, c["augment"]))
         if len(self.loader) == 0:
@@ -275,9 +279,12 @@ class Trainer:
         self.partial = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
         self.history = []
         if ckpt is not None:
-            self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
+            try:
+                self.model.load_state_dict(ckpt["model"])
+                self.optimizer.load_state_dict(ckpt["optimizer"])
+                self.scheduler.load_state_dict(ckpt["scheduler"])
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"resume: {resume}: {err}") from None
             set_rng_state(ckpt["rng"])
             self.epoch, self.batch, self.step = ckpt["epoch"], ckpt["batch"], ckpt["step"]
             self.partial = dict(ckpt["partial"])

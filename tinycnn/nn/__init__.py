@@ -6,10 +6,10 @@ from .layers import (
     AvgPool2d, BatchNorm2d, Conv2d, DepthwiseConv2d, Dropout, Flatten, GlobalAvgPool2d, Identity,
     LeakyReLU, Linear, MaxPool2d, ReLU, SeparableConv2d, Sequential, Sigmoid, Tanh,
 )
-from .module import Module, Parameter
+from .module import Module, Parameter, parameter_budget
 
 __all__ = [
     "AvgPool2d", "BatchNorm2d", "Conv2d", "DepthwiseConv2d", "Dropout", "Flatten", "GlobalAvgPool2d",
     "Identity", "LeakyReLU", "Linear", "MaxPool2d", "Module", "Parameter", "ReLU", "SeparableConv2d",
-    "Sequential", "Sigmoid", "Tanh", "conv_bn_act", "fusion", "init",
+    "Sequential", "Sigmoid", "Tanh", "conv_bn_act", "fusion", "init", "parameter_budget",
 ]

@@ -1,6 +1,7 @@
 """Module and Parameter: the containers that layers and models are built from."""
 
 from collections import OrderedDict, namedtuple
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -24,10 +25,35 @@ def state_version():
     return _state_version
 
 
+_budget = None  # values Parameters may still hold inside parameter_budget(); None: no bound
+
+
+@contextmanager
+def parameter_budget(values):
+    """Inside the block, Parameters holding more than ``values`` numbers in
+    all cannot be created: the one that would pass the bound raises
+    ``ValueError`` before its values are written (layers allocate with
+    ``np.empty``/``np.zeros``, which touch no memory until written).  This
+    bounds a model that an untrusted file describes by the weights the
+    file really holds (:func:`tinycnn.train.build_model`)."""
+    global _budget
+    outer, _budget = _budget, values
+    try:
+        yield
+    finally:
+        _budget = outer
+
+
 class Parameter(Tensor):
     """A tensor that a Module registers as trainable (``requires_grad=True``)."""
 
     def __init__(self, data, requires_grad=True, dtype=None):
+        global _budget
+        if _budget is not None:
+            _budget -= np.size(data)
+            if _budget < 0:
+                raise ValueError(f"a Parameter of shape {np.shape(data)} passes the parameter budget "
+                                 f"by {-_budget} values")
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
 
     def __repr__(self):
