@@ -20,9 +20,9 @@ max_image_pixels = 1 << 24
 #: Arrays in one .npz file.
 max_members = 100_000
 
-#: Bytes of the JSON structure of a file written by ``tinycnn.save`` (16 MiB;
-#: a checkpoint's is a few KB).  Parsed JSON takes up to ~20x its text.
-max_meta_bytes = 16 << 20
+#: Bytes of the JSON structure of a file written by ``tinycnn.save`` (4 MiB;
+#: a checkpoint's is tens of KB).  Parsed, it takes up to ~10x its size.
+max_meta_bytes = 4 << 20
 
 #: Nesting depth of the dicts, lists and tuples ``tinycnn.save`` writes and
 #: ``tinycnn.load`` reads (a checkpoint needs about 6).

@@ -146,8 +146,9 @@ def load_mnist(folder, split="train"):
 # pickle (a crafted dtype state can make it read bytes of the file as object
 # pointers), so those names resolve to the stand-ins below instead: they accept
 # plain numeric dtypes only, check that the bytes are exactly shape x itemsize,
-# and copy them into a fresh array.  _codecs.encode (how Python 3 pickles bytes
-# at protocol <= 2) is allowed for latin1 only.  Every other global is refused.
+# and copy them into a fresh array.  _codecs.encode and bytes (how Python 3
+# pickles bytes at protocol <= 2) are allowed for latin1 text and for b''
+# only.  Every other global is refused.
 
 _DTYPE_CODES = {"b1", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f2", "f4", "f8"}
 
@@ -196,7 +197,7 @@ def _array_from_bytes(data, dtype, shape, fortran):
     if nbytes != len(data):
         raise _Forbidden(f"array of shape {shape} and dtype {dtype.dtype} needs {nbytes} bytes, "
                          f"the pickle has {len(data)}")
-    return np.frombuffer(data, dtype=dtype.dtype).reshape(shape, order="F" if fortran else "C").copy()
+    return np.frombuffer(data, dtype=dtype.dtype).reshape(shape, order="F" if fortran else "C").copy(order="K")
 
 
 class _Ndarray:
@@ -236,13 +237,21 @@ def _scalar(dtype, data):
     return _array_from_bytes(data, dtype, (), False)[()]
 
 
+def _empty_bytes(*args):
+    """Python 3 pickles ``b''`` at protocol <= 2 as ``bytes()``; nothing else may call it."""
+    if args:
+        raise _Forbidden("calling bytes with arguments is forbidden")
+    return b""
+
+
 def _latin1_encode(text, encoding="latin1"):
     if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
         raise _Forbidden(f"_codecs.encode with {encoding!r} is forbidden (only latin1 strings)")
     return text.encode("latin1")
 
 
-_STAND_INS = {("_codecs", "encode"): _latin1_encode, ("numpy", "dtype"): _Dtype, ("numpy", "ndarray"): _Ndarray}
+_STAND_INS = {("_codecs", "encode"): _latin1_encode, ("__builtin__", "bytes"): _empty_bytes,
+              ("builtins", "bytes"): _empty_bytes, ("numpy", "dtype"): _Dtype, ("numpy", "ndarray"): _Ndarray}
 for _module in ("numpy.core", "numpy._core"):
     _STAND_INS[(f"{_module}.multiarray", "_reconstruct")] = _reconstruct
     _STAND_INS[(f"{_module}.multiarray", "scalar")] = _scalar

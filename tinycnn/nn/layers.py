@@ -68,8 +68,8 @@ class Conv2d(Module):
         )
         dtype = _dtype(name, dtype)
         KH, KW = self.kernel_size
-        self.weight = Parameter(np.empty((KH, KW, in_channels // groups, out_channels), dtype=dtype))
-        self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
+        self.weight = Parameter.new((KH, KW, in_channels // groups, out_channels), dtype)
+        self.bias = Parameter.new((out_channels,), dtype, 0) if bias else None
         init.kaiming_normal_(self.weight, fan=KH * KW * in_channels // groups)
 
     def forward(self, x):
@@ -111,8 +111,8 @@ class DepthwiseConv2d(Module):
         self.padding = padding if isinstance(padding, str) else pair(padding, f"{name}: padding", minimum=0)
         dtype = _dtype(name, dtype)
         KH, KW = self.kernel_size
-        self.weight = Parameter(np.empty((KH, KW, channels, depth_multiplier), dtype=dtype))
-        self.bias = Parameter(np.zeros(channels * depth_multiplier, dtype=dtype)) if bias else None
+        self.weight = Parameter.new((KH, KW, channels, depth_multiplier), dtype)
+        self.bias = Parameter.new((channels * depth_multiplier,), dtype, 0) if bias else None
         init.kaiming_normal_(self.weight, fan=KH * KW)
 
     @property
@@ -167,8 +167,8 @@ class BatchNorm2d(Module):
         self.eps, self.momentum = float(eps), float(momentum)
         dtype = _dtype("BatchNorm2d", dtype)
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
-        self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, dtype=dtype)) if affine else None
+        self.weight = Parameter.new((num_features,), dtype, 1) if affine else None
+        self.bias = Parameter.new((num_features,), dtype, 0) if affine else None
         if track_running_stats:
             self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
             self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
@@ -199,8 +199,8 @@ class Linear(Module):
         self.out_features = _positive_int("Linear", "out_features", out_features)
         dtype = _dtype("Linear", dtype)
         bound = 1.0 / math.sqrt(in_features)
-        self.weight = init.uniform_(Parameter(np.empty((in_features, out_features), dtype=dtype)), -bound, bound)
-        self.bias = init.uniform_(Parameter(np.empty(out_features, dtype=dtype)), -bound, bound) if bias else None
+        self.weight = init.uniform_(Parameter.new((in_features, out_features), dtype), -bound, bound)
+        self.bias = init.uniform_(Parameter.new((out_features,), dtype), -bound, bound) if bias else None
 
     def forward(self, x):
         shape = getattr(x, "shape", None)

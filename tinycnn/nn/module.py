@@ -1,5 +1,6 @@
 """Module and Parameter: the containers that layers and models are built from."""
 
+import math
 from collections import OrderedDict, namedtuple
 from contextlib import contextmanager
 
@@ -32,10 +33,10 @@ _budget = None  # values Parameters may still hold inside parameter_budget(); No
 def parameter_budget(values):
     """Inside the block, Parameters holding more than ``values`` numbers in
     all cannot be created: the one that would pass the bound raises
-    ``ValueError`` before its values are written (layers allocate with
-    ``np.empty``/``np.zeros``, which touch no memory until written).  This
-    bounds a model that an untrusted file describes by the weights the
-    file really holds (:func:`tinycnn.train.build_model`)."""
+    ``ValueError``, before its array is allocated when it is made by
+    :meth:`Parameter.new` (as every layer makes its parameters).  This bounds
+    a model that an untrusted file describes by the weights the file really
+    holds (:func:`tinycnn.train.build_model`)."""
     global _budget
     outer, _budget = _budget, values
     try:
@@ -44,17 +45,31 @@ def parameter_budget(values):
         _budget = outer
 
 
+def _charge(shape, spend):
+    global _budget
+    if _budget is None:
+        return
+    if math.prod(shape) > _budget:
+        raise ValueError(f"a Parameter of shape {tuple(shape)} passes the parameter budget "
+                         f"({_budget} values left)")
+    if spend:
+        _budget -= math.prod(shape)
+
+
 class Parameter(Tensor):
     """A tensor that a Module registers as trainable (``requires_grad=True``)."""
 
     def __init__(self, data, requires_grad=True, dtype=None):
-        global _budget
-        if _budget is not None:
-            _budget -= np.size(data)
-            if _budget < 0:
-                raise ValueError(f"a Parameter of shape {np.shape(data)} passes the parameter budget "
-                                 f"by {-_budget} values")
+        _charge(np.shape(data), spend=True)
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+
+    @classmethod
+    def new(cls, shape, dtype, fill=None):
+        """A Parameter of ``shape``: uninitialised (``fill=None``) or filled
+        with ``fill``; checked against :func:`parameter_budget` before its
+        array is allocated."""
+        _charge(shape, spend=False)
+        return cls(np.empty(shape, dtype=dtype) if fill is None else np.full(shape, fill, dtype=dtype))
 
     def __repr__(self):
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"
