@@ -51,7 +51,7 @@ def bounded(mib=32, seconds=30):
 
 def refused(call, path, match=""):
     """``call()`` raises ValueError whose message names ``path`` (and matches ``match``)."""
-    with pytest.raises(ValueError, match=match) as info:
+    with pytest.raises(ValueError, match=match or None) as info:
         call()
     assert str(path) in str(info.value), str(info.value)
     return str(info.value)
@@ -136,6 +136,18 @@ def test_self_reference_and_deep_nesting(tmp_path):
     deep.write_bytes(b"\x80\x02" + b"]" * depth + b"a" * (depth - 1) + b".")
     with bounded(mib=64):
         refused(lambda: data.read_cifar_batch(deep), deep, "holds a list, expected a CIFAR batch")
+
+
+def test_memo_key_far_beyond_the_pickle_is_refused(tmp_path):
+    # CPython's unpickler keeps its memo in an array indexed by key: one
+    # LONG_BINPUT of key 2**31 (6 bytes) would make it allocate 16 GiB.
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(b"\x80\x02}q\x00(X\x01\x00\x00\x00ar\xff\xff\xff\x7fK\x01u.")
+    with bounded():
+        refused(lambda: data.read_cifar_batch(path), path, "memo key 2147483647")
+    # the memo a real pickler writes still loads
+    _write_pickle(path, {b"data": np.zeros((2, 3072), np.uint8), b"labels": [1, 1], b"names": [b"x", b"x"]})
+    assert data.read_cifar_batch(path)[1].tolist() == [1, 1]
 
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
@@ -252,6 +264,17 @@ def test_object_and_record_dtypes_are_refused(tmp_path):
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr("a.npy", npy)
         refused(lambda: tinycnn.weights.read_state_dict(path), path, "dtype|fortran_order|shape|header")
+
+
+def test_zip_member_names_that_are_not_utf8(tmp_path):
+    path = _tinycnn_file(tmp_path / "a.npz", _meta({"t": "value", "v": 1}))
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b"PK\x01\x02")  # central directory entry: set the UTF-8 flag, break the name
+    struct.pack_into("<H", raw, at + 8, struct.unpack_from("<H", raw, at + 8)[0] | 0x800)
+    raw[at + 46] = 0xFF
+    (tmp_path / "b.npz").write_bytes(bytes(raw))
+    refused(lambda: io.load(tmp_path / "b.npz"), tmp_path / "b.npz", "not a readable .npz")
+    refused(lambda: tinycnn.weights.read_state_dict(tmp_path / "b.npz"), tmp_path / "b.npz", "")
 
 
 def test_checksum_member_that_is_not_npy(tmp_path):

@@ -61,7 +61,7 @@ def read_npz(path, compressed=False):
     except (FileNotFoundError, NpzError):
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, zlib.error, NotImplementedError,
-            RuntimeError, struct.error) as err:  # a damaged zip raises any of these
+            RuntimeError, struct.error, ValueError) as err:  # a damaged zip raises any of these (names: Unicode)
         raise NpzError(path, f"not a readable .npz file (truncated or corrupted?): "
                          f"{type(err).__name__}: {err}") from None
 

@@ -19,6 +19,7 @@ import io
 import math
 import os
 import pickle
+import pickletools
 import zlib
 from pathlib import Path
 
@@ -304,6 +305,16 @@ def _resolve_arrays(obj):
     return top[0]
 
 
+def _check_memo_keys(raw):
+    """Refuse memo keys a pickler would not write: CPython's unpickler keeps
+    its memo in an array indexed by key, so one 6-byte LONG_BINPUT of key
+    2**31 makes it allocate gigabytes.  A pickler numbers its memo entries in
+    order, so no key can exceed the number of opcodes before it."""
+    for count, (opcode, arg, _) in enumerate(pickletools.genops(raw)):
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and not 0 <= int(arg) <= count:
+            raise _Forbidden(f"memo key {arg} at opcode {count}: a pickler numbers its memo in order")
+
+
 def safe_pickle_load(path):
     """Unpickle ``path`` allowing only builtin containers/scalars and NumPy arrays.
 
@@ -324,6 +335,7 @@ def safe_pickle_load(path):
         raise ValueError(f"{path}: {size} bytes, over tinycnn.limits.max_array_bytes = {limits.max_array_bytes}")
     raw = path.read_bytes()
     try:
+        _check_memo_keys(raw)
         return _resolve_arrays(_ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load())
     except _Forbidden as e:
         raise ValueError(f"{path}: refused pickle: {e}") from None
