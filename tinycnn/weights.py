@@ -25,6 +25,8 @@ torch), ``.npz`` through NumPy (no pickle), ``.pth``/``.pt`` through
 """
 
 import os
+import pickle
+import struct
 import zipfile
 from collections import namedtuple
 
@@ -174,8 +176,20 @@ def _read_pth(path):
         import torch
     except ImportError:
         raise ImportError(f"reading {path!r} needs torch (or convert it to .safetensors)") from None
-    _check_torch_archive(path)
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        _check_torch_archive(path)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except ValueError as err:
+        if str(path) in str(err):
+            raise
+        raise ValueError(f"weights file {path!r} cannot be read: {type(err).__name__}: {str(err)[:200]}") from None
+    except (RuntimeError, pickle.UnpicklingError, EOFError, KeyError, IndexError, TypeError, AttributeError,
+            OverflowError, struct.error, zipfile.BadZipFile, NotImplementedError, OSError) as err:
+        # a damaged archive surfaces from torch's zip reader or unpickler as any of these
+        raise ValueError(f"weights file {path!r} is not a readable torch.save archive (truncated or "
+                         f"corrupted?): {type(err).__name__}: {str(err)[:200]}") from None
     if hasattr(obj, "state_dict") and not isinstance(obj, dict):
         obj = obj.state_dict()
     if isinstance(obj, dict):
