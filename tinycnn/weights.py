@@ -26,7 +26,7 @@ torch), ``.npz`` through NumPy (no pickle), ``.pth``/``.pt`` through
 
 import os
 import pickle
-import struct
+import re
 import zipfile
 from collections import namedtuple
 
@@ -131,12 +131,29 @@ def read_state_dict(path):
         else:
             raise ValueError(f"weights file {path!r}: unknown extension {ext!r} "
                              "(expected .safetensors, .npz, .pth or .pt)")
-    except (ValueError, ImportError, FileNotFoundError):
+    except (ImportError, FileNotFoundError):
         raise
+    except ValueError as exc:
+        if path in str(exc):
+            raise
+        raise ValueError(f"weights file {path!r} cannot be read (truncated or not a {ext} file?): "
+                         f"{type(exc).__name__}: {_brief(exc)}") from None
+    except pickle.UnpicklingError as exc:  # torch.load(weights_only=True) met a forbidden global
+        # torch's message goes on to suggest weights_only=False: not for a file from elsewhere
+        reason = str(exc).rpartition("WeightsUnpickler error:")[2]
+        raise ValueError(f"weights file {path!r} cannot be read: it pickles something other than tensors "
+                         f"and containers, which torch.load(weights_only=True) refuses ({_brief(reason)})") from None
     except Exception as exc:  # each library has its own error for a damaged file
         raise ValueError(f"weights file {path!r} cannot be read (truncated or not a {ext} file?): "
-                         f"{type(exc).__name__}: {exc}") from exc
+                         f"{type(exc).__name__}: {_brief(exc)}") from None
     return _unwrap(state, path)
+
+
+def _brief(exc, limit=300):
+    """A library's error message on one line, without terminal escapes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _read_safetensors(path):
@@ -176,20 +193,8 @@ def _read_pth(path):
         import torch
     except ImportError:
         raise ImportError(f"reading {path!r} needs torch (or convert it to .safetensors)") from None
-    try:
-        _check_torch_archive(path)
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except ValueError as err:
-        if str(path) in str(err):
-            raise
-        raise ValueError(f"weights file {path!r} cannot be read: {type(err).__name__}: {str(err)[:200]}") from None
-    except (RuntimeError, pickle.UnpicklingError, EOFError, KeyError, IndexError, TypeError, AttributeError,
-            OverflowError, struct.error, zipfile.BadZipFile, NotImplementedError, OSError) as err:
-        # a damaged archive surfaces from torch's zip reader or unpickler as any of these
-        raise ValueError(f"weights file {path!r} is not a readable torch.save archive (truncated or "
-                         f"corrupted?): {type(err).__name__}: {str(err)[:200]}") from None
+    _check_torch_archive(path)
+    obj = torch.load(path, map_location="cpu", weights_only=True)
     if hasattr(obj, "state_dict") and not isinstance(obj, dict):
         obj = obj.state_dict()
     if isinstance(obj, dict):
