@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -384,7 +385,7 @@ class Trainer:
         self.interrupted = False
         bar = self._bar()
         try:
-            with _InterruptFlag() as flag, (detect_anomaly() if self.anomaly else _nothing()):
+            with _InterruptFlag() as flag, (detect_anomaly() if self.anomaly else nullcontext()):
                 while self.epoch < self.config["epochs"]:
                     self._run_epoch(bar, flag)
                     if flag.raised:  # Ctrl-C during evaluation: stop after the epoch's checkpoint
@@ -446,14 +447,6 @@ class Trainer:
             self.log(message)
         if self.on_epoch_end is not None:
             self.on_epoch_end(self, row)
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def fit(out_dir, resume=None, progress=True, plot=True, log=None, on_step=None, on_epoch_end=None, anomaly=False,
