@@ -12,7 +12,7 @@ from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
 from .io import load, save
 from .random import get_rng_state, manual_seed, set_rng_state
-from .summary import summary
+from .model_summary import summary
 from .tensor import Tensor
 from .threads import get_num_threads, set_num_threads
 

@@ -237,31 +237,10 @@ def _summary(args):
         model = create_model(args.model, num_classes=args.num_classes, in_chans=C)
     except (TypeError, ValueError) as err:
         raise UsageError(str(err)) from None
-    import tinycnn
+    from .model_summary import summary
 
-    summary = getattr(tinycnn, "summary", None)
-    summary = getattr(summary, "summary", summary)  # the function, also if tinycnn.summary is its module
-    if callable(summary):
-        result = summary(model, (H, W, C))
-        if result is not None:
-            print(result)
-        return 0
-    print(_fallback_summary(model, args.model))
+    print(summary(model, (H, W, C)))
     return 0
-
-
-def _fallback_summary(model, name):
-    rows = [("layer", "type", "parameters")]
-    for layer, module in model.named_modules():
-        own = sum(p.data.size for p in module.parameters(recurse=False))
-        if layer and own:
-            rows.append((layer, type(module).__name__, f"{own:,}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}" for r in rows]
-    lines.insert(1, "-" * len(lines[0]))
-    lines.append("-" * len(lines[0]))
-    lines.append(f"{name}: {model.num_parameters():,} parameters")
-    return "\n".join(lines)
 
 
 def _models(args):

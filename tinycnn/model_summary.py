@@ -1,4 +1,4 @@
-"""``summary(model, input_shape)``: a Keras-style table of a model's layers.
+"""``tinycnn.summary(model, input_shape)``: a Keras-style table of a model's layers.
 
 For every leaf module called during one forward pass (and every module that
 owns parameters directly): its name, type, output shape, parameter count and
