@@ -7,13 +7,12 @@ State-dict keys are torchvision's (``conv1``, ``bn1``, ``layer1.0.conv1``,
 ``layerX.Y.se.fc1``/``fc2``, as timm) in every block after its last
 BatchNorm, before the residual addition.
 
-``conv_bn_act(x, conv, bn, relu)`` is ``relu(bn(conv(x)))`` (``bn(conv(x))``
-without ``relu``); in eval mode without gradients it runs as one convolution
-with the BatchNorm folded in (``tinycnn.nn.fusion``).
+Each module's ``fuse_chains`` names its convolution -> BatchNorm (-> ReLU)
+chains; at inference each runs as one convolution with the BatchNorm folded
+in (``tinycnn.nn.fusion``, applied by ``eval()``).
 """
 
 from tinycnn import nn
-from tinycnn.nn import conv_bn_act
 
 from ._common import check_input, check_se_reduction, init_weights
 from .registry import register_model
@@ -34,6 +33,7 @@ class BasicBlock(nn.Module):
     """Two 3x3 convolutions and a shortcut (ResNet-18/34 and the CIFAR ResNets)."""
 
     expansion = 1
+    fuse_chains = (("conv1", "bn1", "relu"), ("conv2", "bn2"))
 
     def __init__(self, inplanes, planes, stride=1, downsample=None, se_reduction=None):
         super().__init__()
@@ -49,8 +49,8 @@ class BasicBlock(nn.Module):
     def forward(self, x):
         identity = x
 
-        out = conv_bn_act(x, self.conv1, self.bn1, self.relu)
-        out = conv_bn_act(out, self.conv2, self.bn2)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
         if self.se is not None:
             out = self.se(out)
 
@@ -70,6 +70,7 @@ class Bottleneck(nn.Module):
     """1x1 reduce, 3x3 (carrying the stride: v1.5), 1x1 expand by 4, and a shortcut."""
 
     expansion = 4
+    fuse_chains = (("conv1", "bn1", "relu"), ("conv2", "bn2", "relu"), ("conv3", "bn3"))
 
     def __init__(self, inplanes, planes, stride=1, downsample=None, se_reduction=None):
         super().__init__()
@@ -88,9 +89,9 @@ class Bottleneck(nn.Module):
     def forward(self, x):
         identity = x
 
-        out = conv_bn_act(x, self.conv1, self.bn1, self.relu)
-        out = conv_bn_act(out, self.conv2, self.bn2, self.relu)
-        out = conv_bn_act(out, self.conv3, self.bn3)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
         if self.se is not None:
             out = self.se(out)
 
@@ -119,6 +120,8 @@ class ResNet(nn.Module):
     ``zero_init_residual``: zero the last BN gamma of every block, so each
     starts as the identity.  Input (N, H, W, in_chans).
     """
+
+    fuse_chains = (("conv1", "bn1", "relu"),)
 
     def __init__(self, block, layers, num_classes=1000, in_chans=3, stem="imagenet",
                  widths=(64, 128, 256, 512), se=False, se_reduction=16, zero_init_residual=False):
@@ -171,7 +174,7 @@ class ResNet(nn.Module):
     def forward_features(self, x):
         """(N, H, W, in_chans) -> the last stage's maps (N, h, w, num_features)."""
         check_input(self, x, self.in_chans)
-        x = conv_bn_act(x, self.conv1, self.bn1, self.relu)
+        x = self.relu(self.bn1(self.conv1(x)))
         if self.maxpool is not None:
             x = self.maxpool(x)
         for name in self.stage_names:

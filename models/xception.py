@@ -5,13 +5,13 @@ Keys as timm's ``xception``: ``conv1``/``bn1``, ``conv2``/``bn2``, ``block1``
 ``skip``/``skipbn``), ``conv3``/``bn3``, ``conv4``/``bn4``, ``fc``.  A
 separable convolution's depthwise part is ``conv1``, its 1x1 part
 ``pointwise``.  The ``rep`` Sequential keeps timm's parameterless ReLUs, so
-the numbered keys (``block2.rep.1.conv1.weight``) line up.  ``conv_bn_act``
-and ``Sequential`` fuse each convolution with its BatchNorm (and ReLU) at
-inference (``tinycnn.nn.fusion``).
+the numbered keys (``block2.rep.1.conv1.weight``) line up.  At inference
+each convolution runs with its BatchNorm (and ReLU) folded in
+(``tinycnn.nn.fusion``: the ``rep`` Sequential's runs, and the chains each
+module names in ``fuse_chains``).
 """
 
 from tinycnn import nn
-from tinycnn.nn import conv_bn_act
 
 from ._common import check_input, check_se_reduction, init_weights
 from .registry import register_model
@@ -29,6 +29,8 @@ class Block(nn.Module):
     squeeze-and-excitation unit on the branch's output (after its last BN
     and the max-pool), before the addition.
     """
+
+    fuse_chains = (("skip", "skipbn"),)
 
     def __init__(self, in_channels, out_channels, reps, stride=1, start_with_relu=True, grow_first=True,
                  se_reduction=None):
@@ -61,7 +63,7 @@ class Block(nn.Module):
             x = self.se(x)
 
         if self.skip is not None:
-            identity = conv_bn_act(inp, self.skip, self.skipbn)
+            identity = self.skipbn(self.skip(inp))
         else:
             identity = inp
 
@@ -88,6 +90,9 @@ class Xception(nn.Module):
     ``se``: a squeeze-and-excitation unit in every block;
     ``zero_init_residual``: zero every block's last BN gamma.
     """
+
+    fuse_chains = (("conv1", "bn1", "act1"), ("conv2", "bn2", "act2"), ("conv3", "bn3", "act3"),
+                   ("conv4", "bn4", "act4"))
 
     def __init__(self, num_classes=1000, in_chans=3, stem="imagenet", stem_widths=(32, 64),
                  entry_widths=(128, 256, 728), middle_blocks=8, exit_widths=(1024, 1536, 2048),
@@ -140,12 +145,12 @@ class Xception(nn.Module):
     def forward_features(self, x):
         """(N, H, W, in_chans) -> the exit flow's maps (N, h, w, num_features)."""
         check_input(self, x, self.in_chans)
-        x = conv_bn_act(x, self.conv1, self.bn1, self.act1)
-        x = conv_bn_act(x, self.conv2, self.bn2, self.act2)
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.act2(self.bn2(self.conv2(x)))
         for name in self.block_names:
             x = getattr(self, name)(x)
-        x = conv_bn_act(x, self.conv3, self.bn3, self.act3)
-        x = conv_bn_act(x, self.conv4, self.bn4, self.act4)
+        x = self.act3(self.bn3(self.conv3(x)))
+        x = self.act4(self.bn4(self.conv4(x)))
         return x
 
     def forward_head(self, x):

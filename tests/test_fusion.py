@@ -179,6 +179,99 @@ def test_fused_input_errors_name_the_layer():
         model(tinycnn.Tensor(np.ones((1, 5, 5, 4), np.float32)))
 
 
+class _Unit(nn.Module):
+    """A model written as the paper reads, naming its chains for the pass."""
+
+    fuse_chains = (("conv1", "bn1", "relu"), ("conv2", "bn2"))
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1, self.relu = nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU()
+        self.conv2, self.bn2 = nn.Conv2d(4, 4, 1, bias=False), nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) - 0.5)  # the shared ReLU also runs outside a chain
+
+
+def _unit(rng):
+    unit = _Unit()
+    _randomise_bn(unit, rng)
+    return unit
+
+
+def test_eval_applies_the_pass_and_train_removes_it(calls):
+    rng = np.random.default_rng(7)
+    unit = _unit(rng)
+    keys = list(unit.state_dict())
+    x = tinycnn.Tensor(rng.standard_normal((2, 5, 5, 3)).astype(np.float32))
+    unit.eval()
+    fused, unfused = _outputs(unit, x)
+    assert calls["fused"] == 2
+    np.testing.assert_allclose(fused, unfused, rtol=1e-5, atol=1e-5)
+    assert list(unit.state_dict()) == keys  # the pass changes how layers are called, not the model
+    nn.unfuse(unit)
+    with tinycnn.no_grad():
+        np.testing.assert_array_equal(unit(x).data, unfused)
+    assert calls["fused"] == 2
+    nn.fuse(unit)
+    with tinycnn.no_grad():
+        unit(x)
+    assert calls["fused"] == 4
+    unit.train()
+    unit.bn1.eval(), unit.bn2.eval()  # eval BatchNorms, but the pass was removed with train()
+    with tinycnn.no_grad():
+        np.testing.assert_allclose(unit(x).data, unfused, rtol=1e-6)
+    assert calls["fused"] == 4
+
+
+def test_a_replaced_or_retrained_member_is_never_served_stale(calls):
+    rng = np.random.default_rng(8)
+    unit = _unit(rng).eval()
+    x = tinycnn.Tensor(rng.standard_normal((2, 5, 5, 3)).astype(np.float32))
+    _outputs(unit, x)
+    unit.bn1 = nn.BatchNorm2d(4)  # a new BatchNorm the pass has not seen: the chain runs unfused
+    fused, unfused = _outputs(unit, x)
+    np.testing.assert_allclose(fused, unfused, rtol=1e-5, atol=1e-5)
+    unit.eval()
+    folds = calls["fold"]
+    unit.bn2.train()  # one member trained alone, its statistics move in place
+    unit(tinycnn.Tensor(rng.standard_normal((4, 5, 5, 3)).astype(np.float32) + 3))
+    unit.bn2.eval()
+    _check_fresh(unit, x, calls, folds)
+
+
+def test_declared_chains_are_checked():
+    class Wrong(_Unit):
+        fuse_chains = (("conv1", "relu", "bn1"),)
+
+    with pytest.raises(TypeError, match=r"Wrong chain \('conv1', 'relu', 'bn1'\): relu must be a BatchNorm2d"):
+        Wrong().eval()
+
+    class Mismatch(_Unit):
+        fuse_chains = (("conv2", "bn1"),)
+
+    unit = Mismatch()
+    unit.bn1 = nn.BatchNorm2d(5)
+    with pytest.raises(ValueError, match="conv2 has 4 output channels, bn1 normalises 5"):
+        unit.eval()
+    with pytest.raises(TypeError, match="fuse: model must be a Module"):
+        nn.fuse([unit])
+
+
+def test_summary_wrappers_and_fused_chains_agree():
+    rng = np.random.default_rng(9)
+    model = create_model("resnet20", num_classes=10)
+    _randomise_bn(model, rng)
+    model.eval()
+    x = tinycnn.Tensor(rng.standard_normal((2, 16, 16, 3)).astype(np.float32))
+    with tinycnn.no_grad():
+        before = model(x).data
+    tinycnn.summary(model, (16, 16, 3))  # wraps every forward while it runs, then unwraps
+    with tinycnn.no_grad():
+        np.testing.assert_allclose(model(x).data, before, rtol=1e-6, atol=1e-6)
+
+
 # ------------------------------------------------------------------ the kernel
 
 

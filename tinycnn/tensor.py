@@ -49,6 +49,7 @@ class Tensor:
     """
 
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor
+    _version = 0  # in-place writes through tinycnn so far (see ``version``)
 
     def __init__(self, data, requires_grad=False, dtype=None):
         self.data = _to_array(data, dtype)
@@ -85,6 +86,18 @@ class Tensor:
     @property
     def size(self):
         return self.data.size
+
+    @property
+    def version(self):
+        """How many times ``data`` has been written in place through tinycnn
+        (an optimizer step, an ``nn.init`` function), as PyTorch's
+        ``_version``: caches derived from the data compare it."""
+        return self._version
+
+    def bump_version(self):
+        """Record an in-place write to ``data`` (for code that writes it
+        directly and keeps a cache honest)."""
+        self._version += 1
 
     @property
     def is_leaf(self):

@@ -7,7 +7,6 @@ Fans are passed by the layers, which know their weight layouts
 import math
 
 from ..random import get_rng
-from .module import state_changed
 
 _GAINS = {"linear": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3, "relu": math.sqrt(2.0)}
 
@@ -26,7 +25,7 @@ def kaiming_normal_(param, fan, nonlinearity="relu"):
     """He et al. (2015): normal with std ``gain / sqrt(fan)``."""
     std = gain(nonlinearity) / math.sqrt(fan)
     param.data[...] = get_rng().normal(0.0, std, size=param.shape)
-    state_changed()
+    param.bump_version()
     return param
 
 
@@ -40,29 +39,29 @@ def kaiming_uniform_(param, fan, nonlinearity="leaky_relu", a=math.sqrt(5)):
 
 def uniform_(param, low, high):
     param.data[...] = get_rng().uniform(low, high, size=param.shape)
-    state_changed()
+    param.bump_version()
     return param
 
 
 def normal_(param, mean=0.0, std=1.0):
     param.data[...] = get_rng().normal(mean, std, size=param.shape)
-    state_changed()
+    param.bump_version()
     return param
 
 
 def zeros_(param):
     param.data[...] = 0
-    state_changed()
+    param.bump_version()
     return param
 
 
 def ones_(param):
     param.data[...] = 1
-    state_changed()
+    param.bump_version()
     return param
 
 
 def constant_(param, value):
     param.data[...] = value
-    state_changed()
+    param.bump_version()
     return param

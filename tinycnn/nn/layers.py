@@ -73,13 +73,14 @@ class Conv2d(Module):
         init.kaiming_normal_(self.weight, fan=KH * KW * in_channels // groups)
 
     def forward(self, x):
-        self._check(x)
+        self.check_input(x)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def _label(self):
         return f"Conv2d({self.in_channels}, {self.out_channels})"
 
-    def _check(self, x):
+    def check_input(self, x):
+        """Refuse an input that is not (N, H, W, in_channels), naming the layer."""
         _check_input(self._label(), x, self.in_channels)
 
     def extra_repr(self):
@@ -317,11 +318,9 @@ class Identity(Module):
 
 class Sequential(Module):
     """Modules applied in order; built from modules or an ordered dict of
-    named modules.  Indexable, iterable, ``len()``-able.
-
-    A ``Conv2d`` or ``SeparableConv2d`` followed by a ``BatchNorm2d`` (and a
-    ``ReLU``) runs through ``fusion.conv_bn_act``: one fused convolution at
-    inference (``tinycnn.nn.fusion``), the layers one by one otherwise."""
+    named modules.  Indexable, iterable, ``len()``-able.  At inference, each
+    run of a convolution, a BatchNorm and a ReLU among its children is one
+    fused convolution (``tinycnn.nn.fusion``)."""
 
     def __init__(self, *modules):
         super().__init__()
@@ -353,18 +352,6 @@ class Sequential(Module):
         return modules[index]
 
     def forward(self, x):
-        modules = list(self._modules.values())
-        i = 0
-        while i < len(modules):
-            conv, bn = modules[i], modules[i + 1] if i + 1 < len(modules) else None
-            if type(conv) in (Conv2d, SeparableConv2d) and type(bn) is BatchNorm2d:
-                relu = modules[i + 2] if i + 2 < len(modules) and type(modules[i + 2]) is ReLU else None
-                x = fusion.conv_bn_act(x, conv, bn, relu)
-                i += 2 if relu is None else 3
-            else:
-                x = conv(x)
-                i += 1
+        for module in self._modules.values():
+            x = module(x)
         return x
-
-
-from . import fusion  # noqa: E402  (last: fusion imports the layer classes above)

@@ -10,20 +10,14 @@ from ..tensor import Tensor
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
-_state_version = 0
+_mode_hooks = []
 
 
-def state_changed():
-    """Note that parameters or buffers may have changed in place (an optimizer
-    step, ``load_state_dict``, ``train()``, ``to()``, ``nn.init``): caches
-    derived from them (the folded weights of ``nn.fusion``) are rebuilt."""
-    global _state_version
-    _state_version += 1
-
-
-def state_version():
-    """A counter that ``state_changed()`` increments."""
-    return _state_version
+def on_mode_change(hook):
+    """Call ``hook(module, training)`` after every ``module.train(mode)`` and
+    ``eval()`` (``tinycnn.nn.fusion`` applies or removes its pass there)."""
+    _mode_hooks.append(hook)
+    return hook
 
 
 _budget = None  # values Parameters may still hold inside parameter_budget(); None: no bound
@@ -199,7 +193,8 @@ class Module:
         """Training mode (BatchNorm uses batch statistics, Dropout drops)."""
         for module in self.modules():
             object.__setattr__(module, "training", bool(mode))
-        state_changed()
+        for hook in _mode_hooks:
+            hook(self, bool(mode))
         return self
 
     def eval(self):
@@ -234,7 +229,6 @@ class Module:
             for key, buf in module._buffers.items():
                 if buf is not None and buf.dtype.kind == "f":
                     module._buffers[key] = buf.astype(dtype)
-        state_changed()
         return self
 
     # ---------------------------------------------------------- state dict
@@ -309,7 +303,6 @@ class Module:
             else:
                 buf = module._buffers[attr]
                 module._buffers[attr] = array.astype(buf.dtype, copy=True)
-        state_changed()
         return IncompatibleKeys(missing, unexpected)
 
     # -------------------------------------------------------------- calling
@@ -317,6 +310,9 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
+        role = self.__dict__.get("_fusion")  # given by tinycnn.nn.fusion.fuse() to a fused chain's layers
+        if role is not None:
+            return role(self, *args, **kwargs)
         return self.forward(*args, **kwargs)
 
     def extra_repr(self):

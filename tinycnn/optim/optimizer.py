@@ -31,7 +31,6 @@ import numbers
 
 import numpy as np
 
-from ..nn.module import state_changed
 from ..tensor import Tensor
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -170,7 +169,7 @@ class Optimizer:
                     )
                 grad = grad.astype(p.data.dtype, copy=False)
                 self._update(p, grad, group, self.state.setdefault(id(p), {}))
-        state_changed()
+                p.bump_version()  # the update wrote p.data in place
         return loss
 
     def _check_group(self, group):  # pragma: no cover - abstract
