@@ -34,7 +34,7 @@ import numpy as np
 
 import tinycnn
 import tinycnn.weights
-from tinycnn import data, io, train
+from tinycnn import data, serialization, train
 
 _WORK = Path(tempfile.mkdtemp(prefix="tinycnn-fuzz-"))
 atexit.register(shutil.rmtree, _WORK, True)
@@ -55,7 +55,7 @@ def _npz_bytes(compressed=False, **arrays):
 
 def _saved(obj):
     path = _WORK / "seed.npz"
-    io.save(obj, path)
+    serialization.save(obj, path)
     return path.read_bytes()
 
 
@@ -82,7 +82,7 @@ def _checkpoint_file(meta, path):
     """``meta`` (bytes) as the JSON of a checkpoint with its real arrays and a valid checksum."""
     arrays, _ = _checkpoint_parts()
     members = {"__meta__": np.frombuffer(meta, np.uint8), **arrays}
-    members["__checksum__"] = np.frombuffer(io._digest(members).encode(), np.uint8)
+    members["__checksum__"] = np.frombuffer(serialization._digest(members).encode(), np.uint8)
     path.write_bytes(_npz_bytes(**members))
 
 
@@ -140,7 +140,7 @@ def _checkpoint(path):
 # name -> (input file name, seeds(), prepare(input path) -> (call, the file its errors must name))
 TARGETS = {
     "load": ("x.npz", lambda: [_saved({"a": np.arange(5.0), "b": [1, (2.5, None)], 3: {"s": "t"}}),
-                               _saved([np.zeros((2, 3), np.float32), float("nan")])], _plain(io.load)),
+                               _saved([np.zeros((2, 3), np.float32), float("nan")])], _plain(serialization.load)),
     "checkpoint": ("meta.json", lambda: [_checkpoint_parts()[1]], _checkpoint),
     "npz": ("w.npz", lambda: [_npz_bytes(**_state()), _npz_bytes(True, **_state())],
             _plain(tinycnn.weights.read_state_dict)),
@@ -183,7 +183,7 @@ def _instrument():
     import zipfile as zipfile_module
     from tinycnn import checkpoint, npz
     from tinycnn.data import readers
-    for module in (io, npz, checkpoint, readers, tinycnn.weights, train, zipfile_module, gzip_module, json.decoder):
+    for module in (serialization, npz, checkpoint, readers, tinycnn.weights, train, zipfile_module, gzip_module, json.decoder):
         for value in list(vars(module).values()):
             functions = [value] if callable(value) and hasattr(value, "__code__") else []
             if isinstance(value, type) and value.__module__ == module.__name__:

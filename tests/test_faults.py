@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import tinycnn
-from tinycnn import io, train
+from tinycnn import serialization, train
 from tinycnn.kernels import conv as conv_kernels
 
 # resnet20 without SE on 32 digits, batch 16: 2 steps per epoch
@@ -42,10 +42,10 @@ def _python(code, **kwargs):
 KILLED_WRITER = """
     import os, sys, time
     import numpy as np
-    from tinycnn import io
+    from tinycnn import serialization
 
     path = sys.argv[1]
-    io.save({"step": 1, "w": np.arange(10, dtype=np.float32)}, path)
+    serialization.save({"step": 1, "w": np.arange(10, dtype=np.float32)}, path)
 
     def slow_savez(f, **members):
         class Blocking:
@@ -64,7 +64,7 @@ KILLED_WRITER = """
 
     real_savez = np.savez
     np.savez = slow_savez
-    io.save({"step": 2, "w": np.random.default_rng(0).standard_normal(4 * 2**20).astype(np.float32)}, path)
+    serialization.save({"step": 2, "w": np.random.default_rng(0).standard_normal(4 * 2**20).astype(np.float32)}, path)
     print("finished", flush=True)
 """
 
@@ -83,18 +83,18 @@ def test_sigkill_mid_save_keeps_the_previous_checkpoint(tmp_path):
         child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
     # the real name still holds the first checkpoint, whole
-    first = io.load(path)
+    first = serialization.load(path)
     assert first["step"] == 1 and np.array_equal(first["w"], np.arange(10, dtype=np.float32))
     stale = tmp_path / temporaries[0]
     assert stale.exists()  # SIGKILL runs no cleanup: the next writer removes it
     # a writer in this (older) process leaves it: it cannot tell a killed writer
     # from a live one started after it; a fresh process -- a restarted run -- removes it
     time.sleep(0.05)
-    done = _python(f"from tinycnn import io; io.save({{'step': 3}}, {str(path)!r})")
+    done = _python(f"from tinycnn import serialization; serialization.save({{'step': 3}}, {str(path)!r})")
     assert done.wait(timeout=120) == 0
     assert not stale.exists()
     assert sorted(os.listdir(tmp_path)) == ["checkpoint.npz"]
-    assert io.load(path)["step"] == 3
+    assert serialization.load(path)["step"] == 3
 
 
 def test_cleanup_only_touches_dead_writers_of_the_same_file(tmp_path):
@@ -115,7 +115,7 @@ def test_cleanup_only_touches_dead_writers_of_the_same_file(tmp_path):
         os.utime(tmp_path / name, (old, old))
     fresh = f".model.npz.{dead.pid}.fresh1.tmp"  # written after this process started: kept
     (tmp_path / fresh).write_bytes(b"x")
-    io.save({"a": 1}, target)
+    serialization.save({"a": 1}, target)
     assert sorted(os.listdir(tmp_path)) == sorted(keep + [fresh, "model.npz"])
 
 
@@ -154,7 +154,7 @@ def test_checkpoint_of_another_architecture_lists_keys_and_shapes(checkpoint, tm
     # claims another model (and consistently 7 classes)
     ckpt["meta"] = dict(ckpt["meta"], model="resnet32", num_classes=7, classes=[str(i) for i in range(7)])
     forged = tmp_path / "forged.npz"
-    io.save(ckpt, forged)
+    serialization.save(ckpt, forged)
     with pytest.raises(ValueError) as info:
         train.fit(tmp_path / "resumed", resume=forged, **dict(TINY, epochs=None))
     message = str(info.value)

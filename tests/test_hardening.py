@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import tinycnn
 import tinycnn.functional as F
-from tinycnn import Tensor, io, nn, optim
+from tinycnn import Tensor, nn, optim, serialization
 from tinycnn.anomaly import AnomalyError, detect_anomaly
 from tinycnn.data import ArrayDataset, DataLoader
 from tinycnn.kernels import batchnorm as bn_kernels
@@ -178,15 +178,15 @@ BAD_INPUTS = [
     ("DataLoader transform drops N", lambda: list(DataLoader(ds(), transform=lambda x: x[0])), ValueError,
      r"DataLoader: batch images must be \(N, H, W, C\) after transforms, got \(4, 4, 1\)"),
     # ------------------------------------------------------- save, load, state
-    ("save a set", lambda: io.save({1, 2}, "unused.npz"), TypeError, r"save: obj is a set; tinycnn saves dicts"),
-    ("save object array", lambda: io.save({"a": np.array([None])}, "unused.npz"), TypeError,
+    ("save a set", lambda: serialization.save({1, 2}, "unused.npz"), TypeError, r"save: obj is a set; tinycnn saves dicts"),
+    ("save object array", lambda: serialization.save({"a": np.array([None])}, "unused.npz"), TypeError,
      r"save: obj\['a'\] is an array of dtype object"),
-    ("save tuple key", lambda: io.save({(1, 2): 3}, "unused.npz"), TypeError,
+    ("save tuple key", lambda: serialization.save({(1, 2): 3}, "unused.npz"), TypeError,
      r"save: obj has a key \(1, 2\) of type tuple; keys must be str or int"),
-    ("save path float", lambda: io.save({}, 3.5), TypeError, r"save: path must be a str or os.PathLike, got float"),
-    ("save to a folder", lambda: io.save({}, os.getcwd()), ValueError, r"atomic_write: path must be a file name, got the folder"),
-    ("load path None", lambda: io.load(None), TypeError, r"load: path must be a str or os.PathLike, got NoneType"),
-    ("load a folder", lambda: io.load(os.getcwd()), ValueError, r"load: .* is not a readable tinycnn \.npz file"),
+    ("save path float", lambda: serialization.save({}, 3.5), TypeError, r"save: path must be a str or os.PathLike, got float"),
+    ("save to a folder", lambda: serialization.save({}, os.getcwd()), ValueError, r"atomic_write: path must be a file name, got the folder"),
+    ("load path None", lambda: serialization.load(None), TypeError, r"load: path must be a str or os.PathLike, got NoneType"),
+    ("load a folder", lambda: serialization.load(os.getcwd()), ValueError, r"load: .* is not a readable tinycnn \.npz file"),
     ("load_state_dict ragged", lambda: nn.Linear(3, 4).load_state_dict({"weight": [[1], [1, 2]], "bias": np.ones(4)}),
      ValueError, r"load_state_dict into Linear failed.*\n  weight: expected a numeric array of shape \(3, 4\), got list"),
     ("load_state_dict int key", lambda: nn.Linear(3, 4).load_state_dict({0: 1, "weight": np.ones((3, 4)), "bias": np.ones(4)}),
@@ -382,11 +382,11 @@ def test_fuzz_save_round_trips_or_refuses(obj, tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz")
     path = folder / "obj.npz"
     try:
-        io.save(obj, path)
+        serialization.save(obj, path)
     except (TypeError, ValueError):
         assert os.listdir(folder) == []
         return
-    assert _same(obj, io.load(path))
+    assert _same(obj, serialization.load(path))
 
 
 @given(data=st.binary(max_size=300), cut=st.integers(0, 10_000), flips=st.lists(st.integers(0, 10_000), max_size=3))
@@ -395,7 +395,7 @@ def test_fuzz_load_garbage(data, cut, flips, tmp_path_factory):
     returns the saved object intact or raises ValueError naming the file."""
     folder = tmp_path_factory.mktemp("garbage")
     good = folder / "good.npz"
-    io.save({"w": np.arange(6, dtype=np.float32).reshape(2, 3), "step": 3}, good)
+    serialization.save({"w": np.arange(6, dtype=np.float32).reshape(2, 3), "step": 3}, good)
     raw = bytearray(good.read_bytes())
     raw = raw[:cut % (len(raw) + 1)] if cut < 5000 else raw
     for f in flips:
@@ -405,7 +405,7 @@ def test_fuzz_load_garbage(data, cut, flips, tmp_path_factory):
         bad = folder / "bad.npz"
         bad.write_bytes(content)
         try:
-            loaded = io.load(bad)
+            loaded = serialization.load(bad)
         except ValueError as err:
             assert "bad.npz" in str(err)
             continue

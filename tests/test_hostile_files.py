@@ -22,7 +22,7 @@ import pytest
 
 import tinycnn
 import tinycnn.weights
-from tinycnn import data, io, limits, train
+from tinycnn import data, limits, serialization, train
 from tinycnn.checkpoint import DEFAULTS
 
 MiB = 1 << 20
@@ -174,7 +174,7 @@ def test_checkpoint_naming_a_hostile_cifar_folder_refuses_on_resume(tmp_path, ch
     ckpt = train.load_checkpoint(checkpoint)
     ckpt["config"] = dict(ckpt["config"], dataset=str(folder))
     forged = tmp_path / "forged.npz"
-    io.save(ckpt, forged)
+    serialization.save(ckpt, forged)
     refused(lambda: train.fit(tmp_path / "run", resume=forged, progress=False, plot=False, log=lambda m: None),
             folder / "data_batch_1", "calling numpy.ndarray is forbidden")
 
@@ -207,7 +207,7 @@ def _tinycnn_file(path, meta_text, arrays=(), checksum=None, compression=zipfile
     """A file laid out as tinycnn.save lays it out, with any meta text and a
     valid checksum unless ``checksum`` is given."""
     members = {"__meta__": np.frombuffer(meta_text.encode(), np.uint8), **dict(arrays)}
-    digest = checksum if checksum is not None else np.frombuffer(io._digest(members).encode(), np.uint8)
+    digest = checksum if checksum is not None else np.frombuffer(serialization._digest(members).encode(), np.uint8)
     with zipfile.ZipFile(path, "w", compression=compression) as archive:
         for name, value in {**members, "__checksum__": digest}.items():
             archive.writestr(name + ".npy", value if isinstance(value, bytes) else _npy(value))
@@ -225,10 +225,10 @@ def test_compressed_members_are_refused_before_decompressing(tmp_path):
         archive.writestr("__checksum__.npy", b"\0" * 64)
     assert path.stat().st_size < 2000
     with bounded():
-        refused(lambda: io.load(path), path, "compression method 12; expected stored")
+        refused(lambda: serialization.load(path), path, "compression method 12; expected stored")
     deflated = _tinycnn_file(tmp_path / "deflated.npz", _meta({"t": "value", "v": 1}),
                              compression=zipfile.ZIP_DEFLATED)
-    refused(lambda: io.load(deflated), deflated, "compression method 8; expected stored")
+    refused(lambda: serialization.load(deflated), deflated, "compression method 8; expected stored")
 
 
 def test_declared_sizes_beyond_the_file_are_refused(tmp_path):
@@ -240,7 +240,7 @@ def test_declared_sizes_beyond_the_file_are_refused(tmp_path):
         for name in src.namelist():
             dst.writestr(name, crafted if name == "a0.npy" else src.read(name))
     with bounded():
-        refused(lambda: io.load(tmp_path / "b.npz"), tmp_path / "b.npz",
+        refused(lambda: serialization.load(tmp_path / "b.npz"), tmp_path / "b.npz",
                 r"header declares shape \(1073741824,\) of float32, 4294967296 bytes, but 16 follow it")
     # a zip directory whose first member claims 2 GiB, more than the whole file
     raw = bytearray(path.read_bytes())
@@ -248,7 +248,7 @@ def test_declared_sizes_beyond_the_file_are_refused(tmp_path):
     struct.pack_into("<II", raw, raw.find(b"PK\x01\x02") + 20, 2**31, 2**31)  # central directory: sizes
     (tmp_path / "c.npz").write_bytes(bytes(raw))
     with bounded():
-        refused(lambda: io.load(tmp_path / "c.npz"), tmp_path / "c.npz", "bytes in the archive, but the file has")
+        refused(lambda: serialization.load(tmp_path / "c.npz"), tmp_path / "c.npz", "bytes in the archive, but the file has")
 
 
 def test_object_and_record_dtypes_are_refused(tmp_path):
@@ -273,15 +273,15 @@ def test_zip_member_names_that_are_not_utf8(tmp_path):
     struct.pack_into("<H", raw, at + 8, struct.unpack_from("<H", raw, at + 8)[0] | 0x800)
     raw[at + 46] = 0xFF
     (tmp_path / "b.npz").write_bytes(bytes(raw))
-    refused(lambda: io.load(tmp_path / "b.npz"), tmp_path / "b.npz", "not a readable .npz")
+    refused(lambda: serialization.load(tmp_path / "b.npz"), tmp_path / "b.npz", "not a readable .npz")
     refused(lambda: tinycnn.weights.read_state_dict(tmp_path / "b.npz"), tmp_path / "b.npz", "")
 
 
 def test_checksum_member_that_is_not_npy(tmp_path):
     path = _tinycnn_file(tmp_path / "a.npz", _meta({"t": "value", "v": 1}), checksum=b"not .npy content")
-    refused(lambda: io.load(path), path, "not .npy data")
+    refused(lambda: serialization.load(path), path, "not .npy data")
     wrong_type = _tinycnn_file(tmp_path / "b.npz", _meta({"t": "value", "v": 1}), checksum=np.zeros(64, np.float64))
-    refused(lambda: io.load(wrong_type), wrong_type, "__checksum__ must be")
+    refused(lambda: serialization.load(wrong_type), wrong_type, "__checksum__ must be")
 
 
 @pytest.mark.parametrize("tree, message", [
@@ -299,33 +299,33 @@ def test_checksum_member_that_is_not_npy(tmp_path):
 ])
 def test_valid_checksum_hostile_structure(tmp_path, tree, message):
     path = _tinycnn_file(tmp_path / "a.npz", _meta(tree), {"a0": np.zeros(2)})
-    refused(lambda: io.load(path), path, message)
+    refused(lambda: serialization.load(path), path, message)
 
 
 def test_deep_json_and_deep_trees(tmp_path):
     deep = '{"format": "tinycnn", "version": 1, "tree": ' + "[" * 100_000 + "]" * 100_000 + "}"
     path = _tinycnn_file(tmp_path / "a.npz", deep)
     with bounded(mib=64):
-        refused(lambda: io.load(path), path, "not valid JSON|malformed")
+        refused(lambda: serialization.load(path), path, "not valid JSON|malformed")
     tree = {"t": "value", "v": 1}
     for _ in range(limits.max_depth + 5):
         tree = {"t": "list", "items": [tree]}
     path = _tinycnn_file(tmp_path / "b.npz", _meta(tree))
-    refused(lambda: io.load(path), path, "nested deeper than tinycnn.limits.max_depth")
+    refused(lambda: serialization.load(path), path, "nested deeper than tinycnn.limits.max_depth")
     nested = []
     for _ in range(limits.max_depth + 5):
         nested = [nested]
     with pytest.raises(ValueError, match="nested deeper"):
-        io.save(nested, tmp_path / "c.npz")
+        serialization.save(nested, tmp_path / "c.npz")
     assert not (tmp_path / "c.npz").exists()
 
 
 def test_meta_over_its_limit(tmp_path, monkeypatch):
     path = _tinycnn_file(tmp_path / "a.npz", _meta({"t": "value", "v": "x" * 5000}))
     monkeypatch.setattr(limits, "max_meta_bytes", 4096)
-    refused(lambda: io.load(path), path, "__meta__ must be at most 4096 bytes")
+    refused(lambda: serialization.load(path), path, "__meta__ must be at most 4096 bytes")
     monkeypatch.setattr(limits, "max_meta_bytes", 1 << 20)
-    assert io.load(path) == "x" * 5000
+    assert serialization.load(path) == "x" * 5000
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -340,7 +340,7 @@ def _forged(tmp_path, checkpoint, name="forged.npz", **changes):
         else:
             ckpt[where] = value
     path = tmp_path / name
-    io.save(ckpt, path)
+    serialization.save(ckpt, path)
     return path
 
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import tinycnn
-import tinycnn.io
 import tinycnn.models as M
 from tinycnn import finetune, nn, optim
 from tinycnn.weights import load_weights, read_state_dict, torch_state_dict
@@ -165,10 +164,10 @@ def test_to_torch_round_trip_without_torch(tmp_path):
     np.testing.assert_array_equal(_logits(fresh, X), _logits(model, X))
 
 
-def test_tinycnn_io_npz_is_read_in_our_layout(tmp_path):
+def test_tinycnn_save_npz_is_read_in_our_layout(tmp_path):
     tinycnn.manual_seed(0)
     model = _randomise(M.resnet20(num_classes=10))
-    tinycnn.io.save(model.state_dict(), tmp_path / "ours.npz")
+    tinycnn.save(model.state_dict(), tmp_path / "ours.npz")
     fresh = M.create_model("resnet20", num_classes=10, weights=tmp_path / "ours.npz")
     _unchanged(fresh, model.state_dict())
 

@@ -10,7 +10,7 @@ from . import functional, nn
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
-from .io import load, save
+from .serialization import load, save
 from .random import get_rng_state, manual_seed, set_rng_state
 from .model_summary import summary
 from .tensor import Tensor
@@ -24,3 +24,15 @@ __all__ = [
     "get_rng_state", "gradcheck", "is_grad_enabled", "load", "manual_seed", "nn", "no_grad", "save",
     "set_num_threads", "set_rng_state", "summary",
 ]
+
+
+def __getattr__(name):
+    if name == "io":  # the old name of tinycnn.serialization, which shadowed the standard library's io
+        import warnings
+
+        warnings.warn("tinycnn.io is deprecated: use tinycnn.save/tinycnn.load, or tinycnn.serialization",
+                      DeprecationWarning, stacklevel=2)
+        from . import serialization
+
+        return serialization
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

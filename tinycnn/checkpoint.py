@@ -5,7 +5,7 @@ A run is made of :data:`DEFAULTS` overridden by the user's settings;
 run and for one resumed from a checkpoint alike.
 
 A checkpoint (``checkpoint.npz``, written by :class:`tinycnn.train.Trainer`
-through :func:`tinycnn.io.save`) may come from elsewhere.  Its SHA-256 proves
+through :func:`tinycnn.save`) may come from elsewhere.  Its SHA-256 proves
 only that it is whole, not who made it, so :func:`load_checkpoint` checks its
 content against the format below before anything is built from it: every
 field is present with the right type and range, the model it describes is
@@ -20,7 +20,7 @@ import numbers
 
 import numpy as np
 
-from . import io, limits
+from . import limits, serialization
 
 CHECKPOINT_FORMAT = "tinycnn-checkpoint"
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s")
@@ -145,7 +145,7 @@ def check_checkpoint(ckpt):
 
 def load_checkpoint(path):
     """Read and check a checkpoint written by :class:`tinycnn.train.Trainer`."""
-    ckpt = io.load(path)
+    ckpt = serialization.load(path)
     try:
         check_checkpoint(ckpt)
     except ValueError as err:

@@ -31,7 +31,7 @@ import os
 import numpy as np
 
 from . import nn
-from .io import atomic_write
+from .serialization import atomic_write
 from .kernels._args import conv_output_size, pair, resolve_padding
 from .weights import torch_state_dict
 

@@ -4,7 +4,7 @@
 registered model on a dataset, evaluates on the test split after every epoch,
 and writes under ``out_dir``:
 
-- ``checkpoint.npz`` (every epoch and on Ctrl-C; :func:`tinycnn.io.save`, atomic):
+- ``checkpoint.npz`` (every epoch and on Ctrl-C; :func:`tinycnn.save`, atomic):
   the model, optimizer and scheduler state, tinycnn's RNG state, the epoch, the
   step, the data loader's position, the history so far, and what is needed to
   rebuild the run (the config: model name and kwargs, dataset, num_classes,
@@ -30,7 +30,7 @@ from contextlib import nullcontext
 import numpy as np
 
 from . import functional as F
-from . import io, nn
+from . import nn, serialization
 from .anomaly import detect_anomaly
 from .checkpoint import CHECKPOINT_FORMAT, DEFAULTS, HISTORY_FIELDS, check_config, load_checkpoint
 from .autograd import no_grad
@@ -305,11 +305,11 @@ class Trainer:
         }
 
     def save_checkpoint(self):
-        return io.save(self.state_dict(), self.checkpoint_path)
+        return serialization.save(self.state_dict(), self.checkpoint_path)
 
     def write_history(self):
         os.makedirs(self.out_dir, exist_ok=True)
-        io.atomic_write(os.path.join(self.out_dir, "history.json"),
+        serialization.atomic_write(os.path.join(self.out_dir, "history.json"),
                         lambda f: f.write(json.dumps(self.history, indent=1).encode()))
 
         def write_csv(f):
@@ -321,7 +321,7 @@ class Trainer:
             writer.writerows(self.history)
             f.write(text.getvalue().encode())
 
-        io.atomic_write(os.path.join(self.out_dir, "history.csv"), write_csv)
+        serialization.atomic_write(os.path.join(self.out_dir, "history.csv"), write_csv)
 
     def write_plot(self):
         """Write curves.png; returns its path, or None (with a message) without matplotlib."""
@@ -346,7 +346,7 @@ class Trainer:
         fig.suptitle(f"{self.meta['model']} on {self.meta['dataset']}")
         fig.tight_layout()
         path = os.path.join(self.out_dir, "curves.png")
-        io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+        serialization.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
         plt.close(fig)
         return path
 

@@ -32,7 +32,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import io, limits, nn, npz
+from . import limits, nn, npz, serialization
 
 LoadResult = namedtuple("LoadResult", ["loaded_keys", "missing_keys", "unexpected_keys", "reset_keys"])
 LoadResult.__doc__ = """What ``load_weights`` did: keys loaded, keys the model has but the
@@ -112,7 +112,7 @@ def _accepted_torch_shapes(module, key, current):
 # ------------------------------------------------------------------ readers
 def read_state_dict(path):
     """Read a state dict (name -> ndarray) from ``.safetensors``, ``.npz``
-    (plain arrays, or a file written by ``tinycnn.io.save``) or
+    (plain arrays, or a file written by ``tinycnn.save``) or
     ``.pth``/``.pt`` (needs torch; loaded with ``weights_only=True``).
     A ``{'state_dict': ...}`` or ``{'model': ...}`` wrapper and a
     DataParallel ``module.`` prefix are unwrapped.  An unreadable or
@@ -167,10 +167,10 @@ def _read_safetensors(path):
 
 def _read_npz(path):
     """Plain arrays (deflated members allowed, as ``numpy.savez_compressed``
-    writes them), or the model of a file written by ``tinycnn.io.save``;
+    writes them), or the model of a file written by ``tinycnn.save``;
     both read through :mod:`tinycnn.npz`, so sizes are bounded by the file."""
     if _is_tinycnn_npz(path):
-        obj = io.load(path)
+        obj = serialization.load(path)
         if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
             obj = obj["model"]
         if not isinstance(obj, dict):
@@ -353,7 +353,7 @@ def load_weights(model, weights, layout="torch", reset_head=False, strict=True):
 
     ``layout='torch'``: the file holds PyTorch layouts (torchvision, timm,
     ``tinycnn.export.to_torch``); ``'tinycnn'``: our own (``.npz`` files
-    written by ``tinycnn.io.save`` are always read as ours).
+    written by ``tinycnn.save`` are always read as ours).
     ``reset_head=True``: if the file's classifier has another number of
     classes than the model, it is skipped and the model's classifier
     re-initialised (transfer learning); otherwise that is an error.

@@ -1,5 +1,9 @@
 """Saving and loading state dicts and checkpoints as .npz files (no pickle).
 
+``tinycnn.save`` and ``tinycnn.load`` are this module's :func:`save` and
+:func:`load` (named as ``torch.serialization``; it was ``tinycnn.io``, which
+still works with a ``DeprecationWarning``).
+
 ``save(obj, path)`` takes a nested structure of dicts (str or int keys),
 lists, tuples, ndarrays, Tensors, numbers, strings, bools and None.  Arrays
 are stored as .npz members; the structure and the small values go into a JSON

@@ -1,4 +1,4 @@
-"""``tinycnn.io.save``/``load``: exact round trips of nested structures, atomic
+"""``tinycnn.save``/``load`` (tinycnn.serialization): exact round trips of nested structures, atomic
 writes, corrupted and foreign files refused with the file named, nothing
 that would need pickle."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tinycnn
-from tinycnn import Tensor, io, nn
+from tinycnn import Tensor, nn, serialization
 
 
 def _assert_same(a, b, where="obj"):
@@ -61,22 +61,22 @@ NESTED = {
 
 def test_nested_round_trip(tmp_path):
     path = tmp_path / "nested.npz"
-    assert io.save(NESTED, path) == str(path)
-    _assert_same(io.load(path), NESTED)
+    assert serialization.save(NESTED, path) == str(path)
+    _assert_same(serialization.load(path), NESTED)
 
 
 def test_array_round_trip_is_exact_and_writable(tmp_path):
     a = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
-    io.save({"a": a[:, ::2]}, tmp_path / "a.npz")  # a non-contiguous view
-    b = io.load(tmp_path / "a.npz")["a"]
+    serialization.save({"a": a[:, ::2]}, tmp_path / "a.npz")  # a non-contiguous view
+    b = serialization.load(tmp_path / "a.npz")["a"]
     assert b.tobytes() == np.ascontiguousarray(a[:, ::2]).tobytes()
     b[0, 0] = 1.0  # loaded arrays are ordinary arrays
 
 
 def test_tensors_and_numpy_scalars_are_saved_as_plain_values(tmp_path):
     obj = {"t": Tensor(np.arange(3, dtype=np.float64)), "i": np.int32(5), "f": np.float32(0.5), "b": np.bool_(True)}
-    io.save(obj, tmp_path / "s.npz")
-    _assert_same(io.load(tmp_path / "s.npz"), {"t": np.arange(3.0), "i": 5, "f": 0.5, "b": True})
+    serialization.save(obj, tmp_path / "s.npz")
+    _assert_same(serialization.load(tmp_path / "s.npz"), {"t": np.arange(3.0), "i": 5, "f": 0.5, "b": True})
 
 
 def test_model_state_dict_round_trip(tmp_path):
@@ -88,8 +88,8 @@ def test_model_state_dict_round_trip(tmp_path):
 
     src = model()
     src(Tensor(np.random.default_rng(1).standard_normal((2, 5, 5, 3)).astype(np.float32)))  # running stats move
-    io.save({"model": src.state_dict(), "epoch": 3}, tmp_path / "ckpt.npz")
-    loaded = io.load(tmp_path / "ckpt.npz")
+    serialization.save({"model": src.state_dict(), "epoch": 3}, tmp_path / "ckpt.npz")
+    loaded = serialization.load(tmp_path / "ckpt.npz")
     assert loaded["epoch"] == 3
     _assert_same(loaded["model"], dict(src.state_dict()))
     dst = model()
@@ -113,7 +113,7 @@ def _failing_savez(path):
         f.write(b"PK\x03\x04 half a zip")
         f.flush()
         if os.path.exists(path):
-            assert io.load(path) == {"version": "old"}
+            assert serialization.load(path) == {"version": "old"}
         raise DiskFull("disk full")
 
     return savez
@@ -122,44 +122,44 @@ def _failing_savez(path):
 @pytest.mark.parametrize("error", [DiskFull, KeyboardInterrupt])
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch, error):
     path = tmp_path / "ckpt.npz"
-    io.save({"version": "old"}, path)
+    serialization.save({"version": "old"}, path)
     before = path.read_bytes()
     savez = _failing_savez(path)
     if error is KeyboardInterrupt:
         def savez(f, **members):  # noqa: F811 - interrupted mid-write
             f.write(b"PK partial")
             raise KeyboardInterrupt
-    monkeypatch.setattr(io.np, "savez", savez)
+    monkeypatch.setattr(serialization.np, "savez", savez)
     with pytest.raises(error):
-        io.save({"version": "new", "w": np.ones(3)}, path)
+        serialization.save({"version": "new", "w": np.ones(3)}, path)
     assert os.listdir(tmp_path) == ["ckpt.npz"]
     assert path.read_bytes() == before
     monkeypatch.undo()
-    assert io.load(path) == {"version": "old"}
+    assert serialization.load(path) == {"version": "old"}
 
 
 def test_failed_first_write_creates_no_file(tmp_path, monkeypatch):
     path = tmp_path / "new.npz"
-    monkeypatch.setattr(io.np, "savez", _failing_savez(path))
+    monkeypatch.setattr(serialization.np, "savez", _failing_savez(path))
     with pytest.raises(DiskFull):
-        io.save({"w": np.ones(3)}, path)
+        serialization.save({"w": np.ones(3)}, path)
     assert os.listdir(tmp_path) == []
 
 
 def test_unsaveable_object_fails_before_touching_the_file(tmp_path):
     path = tmp_path / "ckpt.npz"
-    io.save({"version": "old"}, path)
+    serialization.save({"version": "old"}, path)
     with pytest.raises(TypeError):
-        io.save({"version": "new", "bad": object()}, path)
+        serialization.save({"version": "new", "bad": object()}, path)
     assert os.listdir(tmp_path) == ["ckpt.npz"]
-    assert io.load(path) == {"version": "old"}
+    assert serialization.load(path) == {"version": "old"}
 
 
 def test_save_replaces_an_existing_file(tmp_path):
     path = tmp_path / "ckpt.npz"
-    io.save({"version": "old", "w": np.zeros(100)}, path)
-    io.save({"version": "new"}, path)
-    assert io.load(path) == {"version": "new"}
+    serialization.save({"version": "old", "w": np.zeros(100)}, path)
+    serialization.save({"version": "new"}, path)
+    assert serialization.load(path) == {"version": "new"}
     assert os.listdir(tmp_path) == ["ckpt.npz"]
 
 
@@ -168,7 +168,7 @@ def test_save_replaces_an_existing_file(tmp_path):
 
 def _saved(tmp_path):
     path = tmp_path / "good.npz"
-    io.save({"w": np.arange(20, dtype=np.float32), "meta": {"epoch": 2, "name": "net"}}, path)
+    serialization.save({"w": np.arange(20, dtype=np.float32), "meta": {"epoch": 2, "name": "net"}}, path)
     return path, path.read_bytes()
 
 
@@ -178,7 +178,7 @@ def test_truncated_file_is_refused_naming_it(tmp_path, keep):
     cut = tmp_path / "cut.npz"
     cut.write_bytes(data[: int(len(data) * keep) if isinstance(keep, float) else keep])
     with pytest.raises(ValueError, match=r"load: .*cut\.npz"):
-        io.load(cut)
+        serialization.load(cut)
 
 
 def test_every_bit_flip_is_detected_or_harmless(tmp_path):
@@ -186,7 +186,7 @@ def test_every_bit_flip_is_detected_or_harmless(tmp_path):
     the file, or (a flip in zip bookkeeping such as a timestamp) returns
     exactly what was saved; never another exception, never wrong data."""
     path, data = _saved(tmp_path)
-    expected = io.load(path)
+    expected = serialization.load(path)
     bad = tmp_path / "flipped.npz"
     detected = 0
     for i in range(len(data)):
@@ -194,7 +194,7 @@ def test_every_bit_flip_is_detected_or_harmless(tmp_path):
         flipped[i] ^= 1 << (i % 8)
         bad.write_bytes(bytes(flipped))
         try:
-            result = io.load(bad)
+            result = serialization.load(bad)
         except ValueError as err:
             assert "flipped.npz" in str(err), f"byte {i}: {err}"
             detected += 1
@@ -217,24 +217,24 @@ def test_consistent_zip_with_changed_data_fails_the_checksum(tmp_path):
         for name, content in members.items():
             zout.writestr(name, bytes(content))
     with pytest.raises(ValueError, match=r"load: .*forged\.npz failed its checksum"):
-        io.load(forged)
+        serialization.load(forged)
 
 
 def test_foreign_files_are_refused(tmp_path):
     plain = tmp_path / "plain.npz"
     np.savez(plain, w=np.ones(3))
     with pytest.raises(ValueError, match=r"load: .*plain\.npz is an \.npz file but not one written by tinycnn\.save"):
-        io.load(plain)
+        serialization.load(plain)
     text = tmp_path / "notes.npz"
     text.write_text("hello")
     with pytest.raises(ValueError, match=r"load: .*notes\.npz is not a readable tinycnn \.npz file"):
-        io.load(text)
+        serialization.load(text)
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, obj=np.array([{"a": 1}], dtype=object))
     with pytest.raises(ValueError, match=r"load: .*pickled\.npz"):
-        io.load(pickled)
+        serialization.load(pickled)
     with pytest.raises(FileNotFoundError, match=r"load: no such file: .*missing\.npz"):
-        io.load(tmp_path / "missing.npz")
+        serialization.load(tmp_path / "missing.npz")
 
 
 class Thing:
@@ -255,7 +255,7 @@ class Thing:
 ])
 def test_objects_that_would_need_pickle_are_refused(tmp_path, obj, what):
     with pytest.raises(TypeError, match=what):
-        io.save({"x": obj}, tmp_path / "x.npz")
+        serialization.save({"x": obj}, tmp_path / "x.npz")
     assert os.listdir(tmp_path) == []
 
 
@@ -264,3 +264,11 @@ def test_save_and_load_are_exported_at_top_level(tmp_path):
 
     path = tinycnn.save({"w": np.arange(3.0)}, tmp_path / "state.npz")
     assert np.array_equal(tinycnn.load(path)["w"], np.arange(3.0))
+
+
+def test_the_old_name_tinycnn_io_still_works_and_warns():
+    with pytest.warns(DeprecationWarning, match="tinycnn.io is deprecated"):
+        assert tinycnn.io is serialization
+    with pytest.warns(DeprecationWarning):
+        from tinycnn import io
+    assert io.save is tinycnn.save is serialization.save
