@@ -6,7 +6,9 @@
 """
 
 from . import _env  # noqa: F401  (first: thread settings before NumPy loads OpenBLAS)
-from . import functional, nn
+from . import functional, tensor
+tensor.bind_functional(functional)  # the one link from Tensor's operators up to the functions
+from . import nn  # noqa: E402
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck

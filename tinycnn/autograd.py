@@ -11,6 +11,11 @@ The backward pass orders the graph iteratively (no recursion: ResNet-152's
 graph is deep), sums the gradients of tensors used more than once, reduces a
 broadcast gradient back to its input's shape, and frees each node once it has
 been used unless ``retain_graph=True``.
+
+This module sits below ``tinycnn.tensor`` and does not import it: it knows a
+tensor by what it carries (``data``, ``requires_grad``, ``grad`` and ``_ctx``,
+the Function that computed it), and ``Function.apply`` makes its output
+through its first input's ``_from_op``.
 """
 
 import threading
@@ -96,17 +101,16 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **kwargs):
         """Run ``forward`` on the inputs' arrays; record the node if needed."""
-        from .tensor import Tensor
-
+        if not inputs:
+            raise TypeError(f"{cls.__name__}.apply: needs at least one input tensor")
         fn = cls(*inputs)
         data = fn.forward(*(t.data for t in inputs), **kwargs)
         if not isinstance(data, np.ndarray):  # ufuncs and x[i, j] give NumPy scalars for 0-d results
             data = np.asarray(data)
         if anomaly.is_anomaly_enabled():
             anomaly.check_forward(fn, data)
-        if is_grad_enabled() and any(fn.needs_input_grad):
-            return Tensor._from_op(data, fn)
-        return Tensor._from_op(data, None)
+        make = inputs[0]._from_op  # the tensor class makes its outputs: autograd does not import it
+        return make(data, fn if is_grad_enabled() and any(fn.needs_input_grad) else None)
 
     def free(self):
         """Drop everything saved for backward and the links to the inputs."""
@@ -176,7 +180,8 @@ def _topological_order(start):
 
 
 def backward(root, grad=None, retain_graph=False):
-    """Backpropagate from ``root``; accumulate into the leaves' ``.grad``."""
+    """Backpropagate from the tensor ``root``, seeded with the ndarray ``grad``
+    (None: 1 for a single-element root); accumulate into the leaves' ``.grad``."""
     if not root.requires_grad:
         raise RuntimeError(
             "backward: this tensor does not require grad and has no graph "
@@ -190,9 +195,7 @@ def backward(root, grad=None, retain_graph=False):
             )
         grad = np.ones_like(root.data)
     else:
-        from .tensor import Tensor
-
-        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
+        grad = np.asarray(grad)
         if grad.shape != root.shape:
             raise ValueError(
                 f"backward: grad must have the output's shape {root.shape}, got {grad.shape}"

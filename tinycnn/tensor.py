@@ -61,9 +61,12 @@ class Tensor:
         self.grad = None
         self._ctx = None
 
-    @classmethod
-    def _from_op(cls, data, ctx):
-        out = cls.__new__(cls)
+    @staticmethod
+    def _from_op(data, ctx):
+        """The output of an operation (``autograd.Function.apply`` makes its
+        outputs through its inputs' ``_from_op``, so it needs no import of
+        this module): a plain Tensor, whatever the inputs' class."""
+        out = Tensor.__new__(Tensor)
         out.data = data
         out.grad = None
         out._ctx = ctx
@@ -126,9 +129,7 @@ class Tensor:
         return Tensor._from_op(self.data, None)
 
     def astype(self, dtype):
-        from .ops.elementwise import cast
-
-        return cast(self, dtype)
+        return _F.cast(self, dtype)
 
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", prefix="Tensor(")
@@ -144,60 +145,60 @@ class Tensor:
         ``grad`` defaults to 1 for a single-element tensor.  The graph is
         freed afterwards unless ``retain_graph=True``.
         """
-        autograd.backward(self, grad, retain_graph)
+        autograd.backward(self, grad.data if isinstance(grad, Tensor) else grad, retain_graph)
 
     def zero_grad(self):
         self.grad = None
 
     # ------------------------------------------------------------ operators
     def __add__(self, other):
-        return _ops().add(self, other)
+        return _F.add(self, other)
 
     def __radd__(self, other):
-        return _ops().add(other, self)
+        return _F.add(other, self)
 
     def __sub__(self, other):
-        return _ops().sub(self, other)
+        return _F.sub(self, other)
 
     def __rsub__(self, other):
-        return _ops().sub(other, self)
+        return _F.sub(other, self)
 
     def __mul__(self, other):
-        return _ops().mul(self, other)
+        return _F.mul(self, other)
 
     def __rmul__(self, other):
-        return _ops().mul(other, self)
+        return _F.mul(other, self)
 
     def __truediv__(self, other):
-        return _ops().div(self, other)
+        return _F.div(self, other)
 
     def __rtruediv__(self, other):
-        return _ops().div(other, self)
+        return _F.div(other, self)
 
     def __pow__(self, exponent):
-        return _ops().pow(self, exponent)
+        return _F.pow(self, exponent)
 
     def __neg__(self):
-        return _ops().neg(self)
+        return _F.neg(self)
 
     def __matmul__(self, other):
-        return _ops().matmul(self, other)
+        return _F.matmul(self, other)
 
     def __rmatmul__(self, other):
-        return _ops().matmul(other, self)
+        return _F.matmul(other, self)
 
     def __getitem__(self, index):
-        return _ops().getitem(self, index)
+        return _F.getitem(self, index)
 
     # -------------------------------------------------------------- methods
     def sum(self, axis=None, keepdims=False):
-        return _ops().sum(self, axis, keepdims)
+        return _F.sum(self, axis, keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        return _ops().mean(self, axis, keepdims)
+        return _F.mean(self, axis, keepdims)
 
     def max(self, axis=None, keepdims=False):
-        return _ops().max(self, axis, keepdims)
+        return _F.max(self, axis, keepdims)
 
     def argmax(self, axis=None):
         """Indices of the maxima (an ndarray; not differentiable)."""
@@ -206,55 +207,62 @@ class Tensor:
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return _ops().reshape(self, shape)
+        return _F.reshape(self, shape)
 
     def permute(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return _ops().permute(self, axes)
+        return _F.permute(self, axes)
 
     def transpose(self, dim0=None, dim1=None):
         """No arguments: reverse the axes (like ``.T``); two: swap them."""
-        return _ops().transpose(self, dim0, dim1)
+        return _F.transpose(self, dim0, dim1)
 
     def flatten(self, start_dim=0, end_dim=-1):
-        return _ops().flatten(self, start_dim, end_dim)
+        return _F.flatten(self, start_dim, end_dim)
 
     def exp(self):
-        return _ops().exp(self)
+        return _F.exp(self)
 
     def log(self):
-        return _ops().log(self)
+        return _F.log(self)
 
     def sqrt(self):
-        return _ops().sqrt(self)
+        return _F.sqrt(self)
 
     def abs(self):
-        return _ops().abs(self)
+        return _F.abs(self)
 
     def clip(self, min=None, max=None):
-        return _ops().clip(self, min, max)
+        return _F.clip(self, min, max)
 
     def relu(self):
-        return _ops().relu(self)
+        return _F.relu(self)
 
     def sigmoid(self):
-        return _ops().sigmoid(self)
+        return _F.sigmoid(self)
 
     def tanh(self):
-        return _ops().tanh(self)
+        return _F.tanh(self)
 
     def softmax(self, axis=-1):
-        return _ops().softmax(self, axis)
+        return _F.softmax(self, axis)
 
     def log_softmax(self, axis=-1):
-        return _ops().log_softmax(self, axis)
+        return _F.log_softmax(self, axis)
 
 
-def _ops():
-    from . import functional
+# Tensor's operators and methods (x + y, x @ w, x.sum()...) are the functions
+# of tinycnn.functional, and that module imports this one (through the ops):
+# it cannot be imported here.  tinycnn/__init__.py links the two once, after
+# both are loaded, as DeZero's setup_variable() does.
+_F = None
 
-    return functional
+
+def bind_functional(functional):
+    """Give Tensor's operators the functions they call (done once by the package)."""
+    global _F
+    _F = functional
 
 
 def as_tensor(value, like=None):
