@@ -3,6 +3,8 @@
 import difflib
 import numbers
 
+from tinycnn.weights import load_weights
+
 _MODELS = {}
 
 
@@ -44,6 +46,5 @@ def create_model(name, num_classes=1000, weights=None, **kwargs):
             raise ValueError(f"create_model: {arg} must be an int >= 1, got {value!r}")
     model = _MODELS[name](num_classes=num_classes, **kwargs)
     if weights is not None:
-        from tinycnn.weights import load_weights
         load_weights(model, weights, reset_head=True)
     return model
