@@ -1,17 +1,18 @@
-"""A training run's settings and its checkpoint, checked.
+"""A training run's settings and its checkpoint: written, read and checked.
 
 A run is made of :data:`DEFAULTS` overridden by the user's settings;
 :func:`check_config` is the one place those settings are checked, for a new
 run and for one resumed from a checkpoint alike.
 
-A checkpoint (``checkpoint.npz``, written by :class:`tinycnn.train.Trainer`
-through :func:`tinycnn.save`) may come from elsewhere.  Its SHA-256 proves
-only that it is whole, not who made it, so :func:`load_checkpoint` checks its
-content against the format below before anything is built from it: every
-field is present with the right type and range, the model it describes is
-rebuilt without a path to open (``weights`` is refused in its settings), and
-the image shape and class count are bounded.  :func:`tinycnn.train.build_model`
-bounds the rebuilt model by the parameters the checkpoint actually holds.
+A checkpoint (``checkpoint.npz``) is the dict :func:`make_checkpoint` builds,
+which :class:`tinycnn.train.Trainer` writes with :func:`tinycnn.save`.  It
+may come from elsewhere.  Its SHA-256 proves only that it is whole, not who
+made it, so :func:`load_checkpoint` checks its content against the format
+below before anything is built from it: every field is present with the
+right type and range, the model it describes is rebuilt without a path to
+open (``weights`` is refused in its settings), and the image shape and class
+count are bounded.  :func:`tinycnn.builders.build_model` bounds the rebuilt
+model by the parameters the checkpoint actually holds.
 Anything wrong raises ``ValueError`` naming the file and the field.
 """
 
@@ -21,6 +22,7 @@ import numbers
 import numpy as np
 
 from . import limits, serialization
+from .random import get_rng_state
 
 CHECKPOINT_FORMAT = "tinycnn-checkpoint"
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s")
@@ -141,6 +143,21 @@ def check_checkpoint(ckpt):
     _need(isinstance(history, list) and all(isinstance(r, dict) and set(r) == set(HISTORY_FIELDS)
                                             and all(_is_number(r[k]) for k in HISTORY_FIELDS) for r in history),
           "history", f"a list of rows of {', '.join(HISTORY_FIELDS)}", history)
+
+
+def make_checkpoint(*, config, meta, model, optimizer, scheduler, epoch, batch, step, loader_seed, partial,
+                    history):
+    """The checkpoint of a run at this point: everything :func:`check_checkpoint`
+    checks, with the state of ``model``, ``optimizer`` and ``scheduler`` and
+    tinycnn's RNG state as they are now.  ``epoch``/``batch`` are the next epoch
+    and the next batch in it, ``step`` the optimizer steps done, ``partial``
+    the running sums of the unfinished epoch, ``history`` one row per epoch."""
+    return {
+        "format": CHECKPOINT_FORMAT, "version": 1, "config": config, "meta": meta,
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "rng": get_rng_state(), "epoch": epoch, "batch": batch, "step": step,
+        "loader": {"seed": loader_seed, "epoch": epoch, "batch": batch}, "partial": partial, "history": history,
+    }
 
 
 def load_checkpoint(path):

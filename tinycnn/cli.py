@@ -283,7 +283,7 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(run=_demo)
 
-    from .train import DEFAULTS
+    from .checkpoint import DEFAULTS
 
     t = commands.add_parser(
         "train", help="train a model, evaluating on the test split every epoch",

@@ -1,4 +1,4 @@
-"""The training loop: :func:`fit`, :class:`Trainer`, checkpoints and history.
+"""The training loop: :func:`fit` and :class:`Trainer`.
 
 ``fit(model='resnet20', dataset='digits', epochs=..., out_dir=...)`` trains a
 registered model on a dataset, evaluates on the test split after every epoch,
@@ -15,10 +15,14 @@ and writes under ``out_dir``:
 
 ``fit(resume='.../checkpoint.npz')`` continues a run exactly where it stopped:
 with one thread the final parameters are bitwise those of an uninterrupted run.
+
+The pieces of a run live beside this file, and their public names are
+importable from here too: what a run is built from (datasets, transforms,
+model, optimizer) in :mod:`tinycnn.builders`; the checkpoint's format in
+:mod:`tinycnn.checkpoint`; the history files in :mod:`tinycnn.history`;
+:func:`evaluate` and :func:`predict_arrays` in :mod:`tinycnn.evaluation`.
 """
 
-import csv
-import json
 import math
 import os
 import signal
@@ -27,168 +31,29 @@ import threading
 import time
 from contextlib import nullcontext
 
-import numpy as np
-
 from . import functional as F
-from . import nn, serialization
+from . import serialization
 from .anomaly import detect_anomaly
-from .checkpoint import CHECKPOINT_FORMAT, DEFAULTS, HISTORY_FIELDS, check_config, load_checkpoint
-from .autograd import no_grad
-from .random import get_rng_state, manual_seed, set_rng_state
+from .builders import (
+    build_model, build_optimizer, channel_stats, eval_transform, load_datasets, model_from_checkpoint, pixel_scale,
+    train_transform,
+)
+from .checkpoint import CHECKPOINT_FORMAT, DEFAULTS, HISTORY_FIELDS, check_config, load_checkpoint, make_checkpoint
+from .data import DataLoader
+from .evaluation import evaluate, predict_arrays
+from .history import write_history, write_plot
+from .random import manual_seed, set_rng_state
 from .tensor import Tensor
+
+__all__ = [
+    "CHECKPOINT_FORMAT", "DEFAULTS", "HISTORY_FIELDS", "Trainer", "TrainingError", "build_model", "build_optimizer",
+    "channel_stats", "check_config", "eval_transform", "evaluate", "fit", "load_checkpoint", "load_datasets",
+    "model_from_checkpoint", "pixel_scale", "predict_arrays", "train_transform",
+]
+
 
 class TrainingError(RuntimeError):
     """Training cannot continue (e.g. the loss became NaN or infinite)."""
-
-
-# ------------------------------------------------------------------ data
-
-
-def _subset(dataset, n, seed):
-    if n is None or n >= len(dataset):
-        return dataset
-    order = np.random.default_rng(seed).permutation(len(dataset))[:n]
-    return dataset.subset(np.sort(order))
-
-
-def load_datasets(dataset, split=None, train_subset=None, test_subset=None):
-    """``(train, test)`` ArrayDatasets for a name or path.
-
-    ``split=N``: the source has no usable train split (e.g. a folder holding only
-    MNIST's t10k files): its test split is shuffled with a fixed seed (0) and the
-    first N images train, the rest test.  ``train_subset``/``test_subset`` keep
-    that many images (a fixed random choice, independent of the training seed).
-    """
-    from .data import get_dataset
-
-    if split is not None:
-        full = get_dataset(dataset, "test")
-        if not 0 < split < len(full):
-            raise ValueError(f"split must be between 1 and {len(full) - 1} (the source has {len(full)} images), "
-                             f"got {split}")
-        order = np.random.default_rng(0).permutation(len(full))
-        train, test = full.subset(np.sort(order[:split])), full.subset(np.sort(order[split:]))
-    else:
-        train, test = get_dataset(dataset, "train"), get_dataset(dataset, "test")
-    return _subset(train, train_subset, 1), _subset(test, test_subset, 2)
-
-
-def pixel_scale(images):
-    """1/255 for uint8 images, else 1."""
-    return 1 / 255 if images.dtype == np.uint8 else 1.0
-
-
-def channel_stats(dataset):
-    """Per-channel mean and std of ``dataset.images`` after :func:`pixel_scale`."""
-    x = dataset.images.astype(np.float64) * pixel_scale(dataset.images)
-    mean = x.mean(axis=(0, 1, 2))
-    std = np.maximum(x.std(axis=(0, 1, 2)), 1e-6)
-    return [float(v) for v in mean], [float(v) for v in std]
-
-
-def eval_transform(meta):
-    from .data import Compose, Normalize, ToFloat
-
-    return Compose([ToFloat(meta["scale"]), Normalize(meta["mean"], meta["std"])])
-
-
-def train_transform(meta, augment):
-    from .data import Compose, Normalize, RandomCrop, RandomHorizontalFlip, ToFloat
-
-    steps = [ToFloat(meta["scale"])]
-    H, W, _ = meta["image_shape"]
-    if augment in ("crop", "crop-flip"):
-        steps.append(RandomCrop((H, W), padding=max(1, H // 8)))
-    if augment == "crop-flip":
-        steps.append(RandomHorizontalFlip())
-    elif augment not in ("crop", "none"):
-        raise ValueError(f"augment must be 'crop', 'crop-flip' or 'none', got {augment!r}")
-    steps.append(Normalize(meta["mean"], meta["std"]))
-    return Compose(steps)
-
-
-# ------------------------------------------------------------------ model, optimizer
-
-
-def build_model(meta, state=None):
-    """The model ``meta`` describes, freshly initialised.  With ``state``
-    (the state dict of a checkpoint, which may come from elsewhere), a
-    ``meta`` that describes a model with far more parameters than ``state``
-    holds (over twice as many, plus 2**20) is refused before they are
-    allocated; a smaller mismatch is left to ``load_state_dict`` to list."""
-    from .models import create_model
-
-    kwargs = dict(meta.get("model_kwargs") or {})
-    kwargs.setdefault("in_chans", meta["image_shape"][2])
-    if state is None:
-        return create_model(meta["model"], num_classes=meta["num_classes"], **kwargs)
-    held = sum(np.size(v) for v in state.values())
-    try:
-        with nn.parameter_budget(2 * held + 2**20):
-            return create_model(meta["model"], num_classes=meta["num_classes"], **kwargs)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"the checkpoint's meta describes a model it cannot rebuild: {err} "
-                         f"(its state holds {held} values)") from None
-
-
-def build_optimizer(model, config, steps_per_epoch):
-    from . import optim
-
-    name = config["optimizer"]
-    lr, wd = config["lr"], config["weight_decay"]
-    if name == "sgd":
-        opt = optim.SGD(model.parameters(), lr=lr, momentum=config["momentum"], weight_decay=wd,
-                        nesterov=config["momentum"] > 0, exempt_bn_and_bias=True)
-    elif name in ("adam", "adamw"):
-        cls = optim.Adam if name == "adam" else optim.AdamW
-        opt = cls(optim.param_groups_without_decay(model, wd), lr=lr)
-    else:
-        raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {name!r}")
-    total = config["epochs"] * steps_per_epoch
-    warmup = min(int(config["warmup_epochs"] * steps_per_epoch), total - 1)
-    sched = optim.CosineAnnealingLR(opt, T_max=total, warmup_steps=max(warmup, 0))
-    return opt, sched
-
-
-# ------------------------------------------------------------------ checkpoints
-
-
-def model_from_checkpoint(path_or_ckpt):
-    """``(model in eval mode, meta)`` rebuilt from a checkpoint (a path, or
-    a dict returned by :func:`load_checkpoint`)."""
-    source = "checkpoint" if isinstance(path_or_ckpt, dict) else path_or_ckpt
-    ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load_checkpoint(path_or_ckpt)
-    try:
-        model = build_model(ckpt["meta"], ckpt["model"])
-        model.load_state_dict(ckpt["model"])
-    except ValueError as err:
-        raise ValueError(f"{source}: {err}") from None
-    model.eval()
-    return model, ckpt["meta"]
-
-
-def evaluate(model, dataset, meta, batch_size=256):
-    """``(mean cross-entropy, accuracy)`` of ``model`` on ``dataset``."""
-    from .data import DataLoader
-
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, seed=0, transform=eval_transform(meta))
-    was_training = model.training
-    model.eval()
-    total_loss, correct = 0.0, 0
-    with no_grad():
-        for x, y in loader:
-            logits = model(Tensor(x))
-            total_loss += float(F.cross_entropy(logits, y).data) * len(y)
-            correct += int((logits.data.argmax(axis=1) == y).sum())
-    model.train(was_training)
-    return total_loss / len(dataset), correct / len(dataset)
-
-
-def predict_arrays(model, meta, images):
-    """Class probabilities ``(N, num_classes)`` for raw images ``(N, H, W, C)``."""
-    x = eval_transform(meta)(np.asarray(images, dtype=np.float32))
-    with no_grad():
-        return F.softmax(model(Tensor(x)), axis=-1).data
 
 
 # ------------------------------------------------------------------ the trainer
@@ -262,8 +127,6 @@ class Trainer:
                              split=c["split"], num_classes=self.train_set.num_classes,
                              classes=list(self.train_set.classes), image_shape=list(self.train_set.image_shape),
                              scale=pixel_scale(self.train_set.images), mean=mean, std=std)
-        from .data import DataLoader
-
         if ckpt is None:  # built from the settings, which may name a weights file to start from
             self.model = build_model(dict(self.meta, model_kwargs=c["model_kwargs"] or {}))
         else:
@@ -295,60 +158,19 @@ class Trainer:
     # -- checkpoint and history
 
     def state_dict(self):
-        return {
-            "format": CHECKPOINT_FORMAT, "version": 1, "config": self.config, "meta": self.meta,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "rng": get_rng_state(),
-            "epoch": self.epoch, "batch": self.batch, "step": self.step,
-            "loader": {"seed": self.loader.seed, "epoch": self.epoch, "batch": self.batch},
-            "partial": self.partial, "history": self.history,
-        }
+        return make_checkpoint(config=self.config, meta=self.meta, model=self.model, optimizer=self.optimizer,
+                               scheduler=self.scheduler, epoch=self.epoch, batch=self.batch, step=self.step,
+                               loader_seed=self.loader.seed, partial=self.partial, history=self.history)
 
     def save_checkpoint(self):
         return serialization.save(self.state_dict(), self.checkpoint_path)
 
     def write_history(self):
-        os.makedirs(self.out_dir, exist_ok=True)
-        serialization.atomic_write(os.path.join(self.out_dir, "history.json"),
-                        lambda f: f.write(json.dumps(self.history, indent=1).encode()))
-
-        def write_csv(f):
-            import io as _io
-
-            text = _io.StringIO()
-            writer = csv.DictWriter(text, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(self.history)
-            f.write(text.getvalue().encode())
-
-        serialization.atomic_write(os.path.join(self.out_dir, "history.csv"), write_csv)
+        write_history(self.out_dir, self.history)
 
     def write_plot(self):
         """Write curves.png; returns its path, or None (with a message) without matplotlib."""
-        try:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            self.log("curves.png skipped: matplotlib is not installed (pip install 'tinycnn[plot]')")
-            return None
-        epochs = [r["epoch"] for r in self.history]
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-        ax1.plot(epochs, [r["train_loss"] for r in self.history], "o-", label="train")
-        ax1.plot(epochs, [r["test_loss"] for r in self.history], "o-", label="test")
-        ax1.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
-        ax2.plot(epochs, [100 * r["train_acc"] for r in self.history], "o-", label="train")
-        ax2.plot(epochs, [100 * r["test_acc"] for r in self.history], "o-", label="test")
-        ax2.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
-        for ax in (ax1, ax2):
-            ax.grid(alpha=0.3)
-            ax.legend()
-        fig.suptitle(f"{self.meta['model']} on {self.meta['dataset']}")
-        fig.tight_layout()
-        path = os.path.join(self.out_dir, "curves.png")
-        serialization.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-        plt.close(fig)
-        return path
+        return write_plot(self.out_dir, self.history, f"{self.meta['model']} on {self.meta['dataset']}", self.log)
 
     # -- the loop
 
