@@ -182,9 +182,9 @@ def _instrument():
     import gzip as gzip_module
     import zipfile as zipfile_module
     from tinycnn import builders, checkpoint, npz
-    from tinycnn.data import readers
-    for module in (serialization, npz, checkpoint, builders, readers, tinycnn.weights, train, zipfile_module,
-                   gzip_module, json.decoder):
+    from tinycnn.data import images, pickles, readers
+    for module in (serialization, npz, checkpoint, builders, readers, pickles, images, tinycnn.weights, train,
+                   zipfile_module, gzip_module, json.decoder):
         for value in list(vars(module).values()):
             functions = [value] if callable(value) and hasattr(value, "__code__") else []
             if isinstance(value, type) and value.__module__ == module.__name__:

@@ -196,7 +196,7 @@ def _read_image(path, H, W, C):
         if array.dtype.kind == "f" and array.size and array.min() >= 0.0 and array.max() <= 1.0:
             array = array * 255.0  # a float image in 0-1: bring to the 0-255 units of the training data
         return _resize(array, H, W, C, path)
-    from .data.readers import open_image
+    from .data.images import open_image
 
     try:
         with open_image(path) as img:

@@ -16,10 +16,9 @@ from .datasets import (
 )
 from .downloads import ChecksumError, DownloadError, download, download_file
 from .loader import DataLoader
-from .readers import (
-    IMAGE_FORMATS, load_cifar10, load_cifar100, load_image_folder, load_mnist, open_image, read_cifar_batch,
-    read_idx, safe_pickle_load,
-)
+from .images import IMAGE_FORMATS, load_image_folder, open_image
+from .pickles import safe_pickle_load
+from .readers import load_cifar10, load_cifar100, load_mnist, read_cifar_batch, read_idx
 from .transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, ToFloat, Transform
 
 __all__ = [

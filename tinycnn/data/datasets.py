@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import readers
-from . import downloads
+from . import downloads, readers
+from .images import image_folder_classes, load_image_folder
 
 _BUNDLED = Path(__file__).resolve().parent / "bundled"
 DIGITS_FILE = _BUNDLED / "digits.csv.gz"
@@ -244,7 +244,7 @@ def detect_format(path):
 
 
 def _is_image_tree(path):
-    return path.is_dir() and any(files for _, files in readers.image_folder_classes(path))
+    return path.is_dir() and any(files for _, files in image_folder_classes(path))
 
 
 def _load_folder(path, split, size=None, mode=None, kind=None):
@@ -260,6 +260,6 @@ def _load_folder(path, split, size=None, mode=None, kind=None):
     if kind == "cifar100":
         return ArrayDataset(*readers.load_cifar100(path, split), name=name)
     if split in ("train", "test") and _is_image_tree(path / split):
-        return ArrayDataset(*readers.load_image_folder(path / split, size, mode), name=name)
-    full = ArrayDataset(*readers.load_image_folder(path, size, mode), name=name)
+        return ArrayDataset(*load_image_folder(path / split, size, mode), name=name)
+    full = ArrayDataset(*load_image_folder(path, size, mode), name=name)
     return split_dataset(full, split)
