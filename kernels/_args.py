@@ -5,6 +5,7 @@ plain Python ints, or raises a ``TypeError``/``ValueError`` whose message names
 the argument, the expected and the actual value.  Nothing here imports Numba.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -177,3 +178,43 @@ def check_output_grad(gy, expected, layout):
     if gy.shape != tuple(expected):
         raise ValueError(f"gy must have the output shape {layout} = {tuple(expected)}, "
                          f"got {gy.shape}")
+
+
+# ------------------------------------------------------- scalar arguments
+# One rule per kind of scalar, used by the kernel wrappers, the functions of
+# tinycnn.functional and the layers alike (each passes ``name`` with its own
+# prefix, e.g. "BatchNorm2d: eps"): a value of the wrong type is a TypeError,
+# a number outside the range (or NaN) a ValueError.
+
+
+def _real(value, name, expected):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
+def check_eps(value, name="eps"):
+    """``value`` as a float with ``0 < value < inf`` (a BatchNorm's eps: 0
+    divides by zero on a constant channel)."""
+    expected = "a positive finite number"
+    eps = _real(value, name, expected)
+    if not 0.0 < eps < math.inf:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return eps
+
+
+def check_unit_interval(value, name, expected="a number in [0, 1]"):
+    """``value`` as a float in ``[0, 1]`` (a momentum, a probability)."""
+    number = _real(value, name, expected)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return number
+
+
+def check_positive_int(value, name):
+    """``value`` as an int ``>= 1`` (a channel or feature count)."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)

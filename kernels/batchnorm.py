@@ -17,13 +17,12 @@ The number of chunks depends only on ``R`` and on
 count.  Elementwise passes are parallel over chunks of rows.
 """
 
-import numbers
 
 import numba
 import numpy as np
 from numba import njit, prange
 
-from ._args import _is_int, check_nhwc
+from ._args import _is_int, check_eps, check_nhwc, check_unit_interval
 from ._config import FASTMATH
 
 __all__ = [
@@ -191,13 +190,6 @@ def _check_vector(v, name, C, dtype, optional=False, like="x"):
     return v
 
 
-def _check_eps(eps):
-    if not isinstance(eps, numbers.Real) or isinstance(eps, (bool, np.bool_)):
-        raise TypeError(f"eps must be a real number, got {eps!r} ({type(eps).__name__})")
-    if not eps >= 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
-    return float(eps)
-
 
 def _rows(x):
     """``x`` as a contiguous ``(N*H*W, C)`` matrix."""
@@ -225,7 +217,7 @@ def batch_norm_forward_train(x, weight, bias, eps):
     C = x.shape[3]
     weight = _check_vector(weight, "weight", C, x.dtype, optional=True)
     bias = _check_vector(bias, "bias", C, x.dtype, optional=True)
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     x2 = _rows(x)
     R = x2.shape[0]
     if R == 0:
@@ -250,7 +242,7 @@ def batch_norm_forward_eval(x, running_mean, running_var, weight, bias, eps):
     running_var = _check_vector(running_var, "running_var", C, x.dtype)
     weight = _check_vector(weight, "weight", C, x.dtype, optional=True)
     bias = _check_vector(bias, "bias", C, x.dtype, optional=True)
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     x2 = _rows(x)
     w, b = _affine64(weight, bias, C)
     invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
@@ -329,11 +321,7 @@ def batch_norm_update_running(running_mean, running_var, mean, var, n, momentum)
                         f"({type(n).__name__})")
     if n < 2:
         raise ValueError(f"n must be >= 2 for the unbiased variance n/(n-1), got {n}")
-    if not isinstance(momentum, numbers.Real) or isinstance(momentum, (bool, np.bool_)):
-        raise TypeError(f"momentum must be a real number, got {momentum!r}")
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"momentum must be in [0, 1], got {momentum}")
-    m = float(momentum)
+    m = check_unit_interval(momentum, "momentum")
     unbiased = var.astype(np.float64) * (n / (n - 1))
     running_mean[...] = (1.0 - m) * running_mean.astype(np.float64) + m * mean
     running_var[...] = (1.0 - m) * running_var.astype(np.float64) + m * unbiased

@@ -1,8 +1,7 @@
 """Helpers shared by the models: the input check and the weight initialisation."""
 
-import numbers
-
 from tinycnn import nn
+from tinycnn.kernels._args import check_positive_int
 
 
 def check_input(model, x, in_chans):
@@ -23,12 +22,7 @@ def check_se_reduction(model_name, se, se_reduction):
     silently build a model without SE units)."""
     if not se:
         return None
-    if isinstance(se_reduction, bool) or not isinstance(se_reduction, numbers.Integral):
-        raise TypeError(f"{model_name}: se_reduction must be an int >= 1, got {type(se_reduction).__name__} "
-                        f"{se_reduction!r}")
-    if se_reduction < 1:
-        raise ValueError(f"{model_name}: se_reduction must be an int >= 1, got {se_reduction!r}")
-    return int(se_reduction)
+    return check_positive_int(se_reduction, f"{model_name}: se_reduction")
 
 
 def init_weights(model):

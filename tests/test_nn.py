@@ -426,8 +426,11 @@ def test_dropout_edge_probabilities():
     assert not y.data.any()
     y.sum().backward()
     assert not x.grad.any()
-    for p in (-0.1, 1.5, True, "0.5"):
+    for p in (-0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="Dropout: p must be a probability in"):
+            nn.Dropout(p)
+    for p in (True, "0.5", None):
+        with pytest.raises(TypeError, match="Dropout: p must be a probability in"):
             nn.Dropout(p)
 
 

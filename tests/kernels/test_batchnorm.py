@@ -145,7 +145,7 @@ def test_none_weight_and_bias_mean_one_and_zero():
 
 def test_train_output_is_normalised():
     x = np.random.default_rng(2).standard_normal((3, 4, 5, 3)) * 7 + 2
-    y = K.batch_norm_forward_train(x, None, None, 0.0)[0]
+    y = K.batch_norm_forward_train(x, None, None, 1e-300)[0]
     np.testing.assert_allclose(y.mean(axis=(0, 1, 2)), 0, atol=1e-12)
     np.testing.assert_allclose(y.var(axis=(0, 1, 2)), 1, rtol=1e-12)
 
@@ -155,7 +155,7 @@ def test_float32_large_offset_keeps_accurate_statistics():
     x = (1e4 + 1e-2 * rng.standard_normal((4, 8, 8, 3))).astype(np.float32)
     x64 = x.astype(np.float64)  # the exact values the kernel sees
     true_mean, true_var = x64.mean(axis=(0, 1, 2)), x64.var(axis=(0, 1, 2))
-    y, mean, var, invstd = K.batch_norm_forward_train(x, None, None, 0.0)
+    y, mean, var, invstd = K.batch_norm_forward_train(x, None, None, 1e-300)
     np.testing.assert_allclose(var, true_var, rtol=1e-5)
     np.testing.assert_allclose(mean, true_mean, rtol=1e-7)
     np.testing.assert_allclose(y, (x64 - true_mean) / np.sqrt(true_var), atol=1e-4)
@@ -280,8 +280,10 @@ V = np.ones(4)
      r"weight must have the dtype of x \(float64\), got float32"),
     (lambda: K.batch_norm_forward_train(X, list(V), V, 1e-5), TypeError,
      r"weight must be a numpy.ndarray or None"),
-    (lambda: K.batch_norm_forward_train(X, V, V, -1.0), ValueError, r"eps must be >= 0"),
-    (lambda: K.batch_norm_forward_train(X, V, V, "1e-5"), TypeError, r"eps must be a real"),
+    (lambda: K.batch_norm_forward_train(X, V, V, -1.0), ValueError, r"eps must be a positive finite number, got -1.0"),
+    (lambda: K.batch_norm_forward_train(X, V, V, "1e-5"), TypeError, r"eps must be a positive finite number, got '1e-5' \(str\)"),
+    (lambda: K.batch_norm_forward_train(X, V, V, 0.0), ValueError, r"eps must be a positive finite number, got 0.0"),
+    (lambda: K.batch_norm_forward_eval(X, V, V, V, V, float("inf")), ValueError, r"eps must be a positive finite"),
     (lambda: K.batch_norm_forward_train(X[:0], V, V, 1e-5), ValueError,
      r"at least one value per channel"),
     (lambda: K.batch_norm_forward_eval(X, np.ones(3), V, V, V, 1e-5), ValueError,
@@ -297,7 +299,7 @@ V = np.ones(4)
     (lambda: K.batch_norm_update_running(V.copy(), V.copy(), V, V, 4.0, 0.1), TypeError,
      r"n must be an int"),
     (lambda: K.batch_norm_update_running(V.copy(), V.copy(), V, V, 4, 1.5), ValueError,
-     r"momentum must be in \[0, 1\], got 1.5"),
+     r"momentum must be a number in \[0, 1\], got 1.5"),
     (lambda: K.batch_norm_update_running(V.copy(), np.ones(3), V, V, 4, 0.1), ValueError,
      r"running_var must have shape \(C,\) = \(4,\)"),
     (lambda: K.batch_norm_update_running(V.copy(), V.copy(), V.astype(np.float32), V, 4, 0.1),

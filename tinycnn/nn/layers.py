@@ -6,23 +6,18 @@ depthwise ``(KH, KW, C, multiplier)``, linear ``(in, out)``.
 """
 
 import math
-import numbers
 from collections import OrderedDict
 
 import numpy as np
 
 from .. import functional as F
-from ..kernels._args import pair
+from ..kernels._args import check_eps, check_positive_int, check_unit_interval, pair
 from . import init
 from .module import Module, Parameter
 
 
 def _positive_int(layer, name, value):
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{layer}: {name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{layer}: {name} must be >= 1, got {value}")
-    return int(value)
+    return check_positive_int(value, f"{layer}: {name}")
 
 
 def _dtype(layer, dtype):
@@ -161,11 +156,9 @@ class BatchNorm2d(Module):
                  dtype=np.float32):
         super().__init__()
         self.num_features = _positive_int("BatchNorm2d", "num_features", num_features)
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
-            raise ValueError(f"BatchNorm2d: eps must be a positive number, got {eps!r}")
-        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"BatchNorm2d: momentum must be a number in [0, 1], got {momentum!r}")
-        self.eps, self.momentum = float(eps), float(momentum)
+        # the rules of the batch_norm kernels, checked when the layer is built
+        self.eps = check_eps(eps, "BatchNorm2d: eps")
+        self.momentum = check_unit_interval(momentum, "BatchNorm2d: momentum")
         dtype = _dtype("BatchNorm2d", dtype)
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         self.weight = Parameter.new((num_features,), dtype, 1) if affine else None
@@ -249,9 +242,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
-        self.p = float(p)
+        self.p = check_unit_interval(p, "Dropout: p", "a probability in [0, 1]")
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)

@@ -1,10 +1,10 @@
 """Fully connected layer and dropout."""
 
-import numbers
 
 import numpy as np
 
 from ..autograd import Function
+from ..kernels._args import check_unit_interval
 from ..random import get_rng
 from ..tensor import as_tensor
 from ._checks import same_dtype, tensor_arg
@@ -61,8 +61,7 @@ def linear(x, weight, bias=None):
 def dropout(x, p=0.5, training=True):
     """Zero each element with probability ``p`` and scale the rest by
     ``1 / (1 - p)`` in training; the identity otherwise."""
-    if isinstance(p, bool) or not isinstance(p, (numbers.Real, np.number)) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
+    p = check_unit_interval(p, "dropout: p", "a probability in [0, 1]")
     x = as_tensor(x)
     if not training or p == 0:
         return x

@@ -1,11 +1,10 @@
 """Batch normalisation over N, H and W for each channel of an NHWC tensor."""
 
-import numbers
-
 import numpy as np
 
 from ..autograd import Function
 from ..kernels import batchnorm as bn_kernels
+from ..kernels._args import check_eps, check_unit_interval
 from ._checks import named_errors, same_dtype, tensor_arg
 
 
@@ -60,10 +59,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     same_dtype(op, x=x, weight=weight, bias=bias)
     if (weight is None) != (bias is None):
         raise ValueError(f"{op}: give both weight and bias, or neither")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < np.inf:
-        raise ValueError(f"{op}: eps must be a positive number, got {eps!r}")
-    if not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"{op}: momentum must be a number in [0, 1], got {momentum!r}")
+    with named_errors(op):  # the kernels' rules, checked before any array work
+        eps, momentum = check_eps(eps), check_unit_interval(momentum, "momentum")
     C = x.shape[3]
     for name, arr in (("running_mean", running_mean), ("running_var", running_var)):
         if arr is None:
