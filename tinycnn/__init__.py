@@ -3,6 +3,10 @@
 ``Tensor`` and reverse-mode autograd, differentiable functions in
 ``tinycnn.functional`` (imported as ``F``), Numba kernels in
 ``tinycnn.kernels``.  Activations are channels-last ``(N, H, W, C)``.
+
+As in PyTorch, ``import tinycnn`` is enough to reach ``tinycnn.nn``,
+``tinycnn.optim``, ``tinycnn.data`` and ``tinycnn.models``; the last three
+are imported on first use, so ``import tinycnn`` does not pay for them.
 """
 
 from . import _env  # noqa: F401  (first: thread settings before NumPy loads OpenBLAS)
@@ -20,15 +24,21 @@ from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
+_LAZY_SUBPACKAGES = ("data", "models", "optim")  # imported by __getattr__ on first use
+
 __all__ = [
     "AnomalyError", "detect_anomaly", "is_anomaly_enabled",
-    "Function", "GradcheckError", "Tensor", "enable_grad", "functional", "get_num_threads",
-    "get_rng_state", "gradcheck", "is_grad_enabled", "load", "manual_seed", "nn", "no_grad", "save",
-    "set_num_threads", "set_rng_state", "summary",
+    "Function", "GradcheckError", "Tensor", "data", "enable_grad", "functional", "get_num_threads",
+    "get_rng_state", "gradcheck", "is_grad_enabled", "load", "manual_seed", "models", "nn", "no_grad", "optim",
+    "save", "set_num_threads", "set_rng_state", "summary",
 ]
 
 
 def __getattr__(name):
+    if name in _LAZY_SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")  # which also sets it as an attribute here
     if name == "io":  # the old name of tinycnn.serialization, which shadowed the standard library's io
         import warnings
 
@@ -38,3 +48,7 @@ def __getattr__(name):
 
         return serialization
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBPACKAGES))
