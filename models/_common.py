@@ -1,7 +1,8 @@
 """Helpers shared by the models: the input check and the weight initialisation."""
 
+import numbers
+
 from tinycnn import nn
-from tinycnn.kernels._args import check_positive_int
 
 
 def check_input(model, x, in_chans):
@@ -22,7 +23,11 @@ def check_se_reduction(model_name, se, se_reduction):
     silently build a model without SE units)."""
     if not se:
         return None
-    return check_positive_int(se_reduction, f"{model_name}: se_reduction")
+    if isinstance(se_reduction, bool) or not isinstance(se_reduction, numbers.Integral):
+        raise TypeError(f"{model_name}: se_reduction must be an int, got {type(se_reduction).__name__}")
+    if se_reduction < 1:
+        raise ValueError(f"{model_name}: se_reduction must be >= 1, got {se_reduction}")
+    return int(se_reduction)
 
 
 def init_weights(model):

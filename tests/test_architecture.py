@@ -86,6 +86,29 @@ def test_imports_go_down_the_layers(module):
     assert not upward, f"{module} (layer {_layer(module)}) imports from above: " + "; ".join(upward)
 
 
+# who may import the kernels: the ops (the differentiable functions), and the
+# whole-model tools beside the CLI that read kernel settings (ONNX export
+# reuses the padding arithmetic, so an exported model pads as the kernels do)
+KERNEL_USERS = ("tinycnn.ops", "tinycnn.export", "tinycnn.kernels")
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if not m.startswith(KERNEL_USERS)))
+def test_only_the_ops_import_the_kernels(module):
+    path = MODULES[module]
+    if path.name == "__init__.py":
+        return
+    direct = [f"line {line}: {name}" for name, line, _ in _imports(module, path) if name.startswith("tinycnn.kernels")]
+    assert not direct, f"{module} imports the kernels directly (go through tinycnn.ops): " + "; ".join(direct)
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("tinycnn.models")))
+def test_models_are_written_in_nn_and_functional(module):
+    allowed = ("tinycnn.nn", "tinycnn.functional", "tinycnn.models", "tinycnn.weights")
+    other = [f"line {line}: {name}" for name, line, _ in _imports(module, MODULES[module])
+             if not name.startswith(allowed)]
+    assert not other, f"{module} reaches below tinycnn.nn and tinycnn.functional: " + "; ".join(other)
+
+
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if _layer(m) <= _layer("tinycnn.nn")))
 def test_no_imports_inside_functions(module):
     late = [f"line {line}: {name}" for name, line, inside in _imports(module, MODULES[module]) if inside]

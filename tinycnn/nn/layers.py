@@ -11,7 +11,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import functional as F
-from ..kernels._args import check_eps, check_positive_int, check_unit_interval, pair
+from ..ops._checks import check_eps, check_positive_int, check_unit_interval, pair
 from . import init
 from .module import Module, Parameter
 

@@ -2,13 +2,17 @@
 
 The kernels validate their own arguments; these wrappers check what only
 the Tensor level knows (types, dtypes of several tensors together) and
-prefix every kernel error with the function's name.
+prefix every kernel error with the function's name.  The rules for scalar
+arguments are the kernels' own (``kernels/_args.py``), re-exported here for
+the layers, which check them when they are built: the ops are the only part
+of the engine that imports the kernels.
 """
 
 import contextlib
 
 import numpy as np
 
+from ..kernels._args import check_eps, check_positive_int, check_unit_interval, pair  # noqa: F401  (re-exported)
 from ..tensor import Tensor
 
 
