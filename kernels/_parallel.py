@@ -1,11 +1,17 @@
-"""Work split into units that threads take one at a time ("one chunk per core").
+"""How the kernels share work out between threads without the results depending on them.
 
-The Winograd convolutions cut their work into chunks small enough
-for a core's L2 cache.  Rather than running each chunk's steps in parallel
-(threads meeting after every step), each thread runs whole chunks on its own,
-with BLAS held at one thread, and takes the next chunk when it finishes one.
-Sums over chunks (weight gradients) go into a fixed number of slots, each
-summed in chunk order, so results do not depend on the thread count.
+- ``num_chunks``: the Numba reductions (BatchNorm statistics, depthwise weight
+  and bias gradients) cut their rows into this many chunks, one float64 partial
+  sum each, summed serially afterwards.  It depends on the problem size and on
+  ``numba.config.NUMBA_NUM_THREADS`` (fixed per process), never on
+  ``numba.set_num_threads``, so the sums are bitwise identical for any thread count.
+- ``run_units`` ("one chunk per core"): the Winograd convolutions cut their work
+  into chunks small enough for a core's L2 cache.  Rather than running each
+  chunk's steps in parallel (threads meeting after every step), each thread runs
+  whole chunks on its own, with BLAS held at one thread, and takes the next chunk
+  when it finishes one.  Sums over chunks (weight gradients) go into a fixed
+  number of slots (``SLOTS``), each summed in chunk order, so results do not
+  depend on the thread count either.
 """
 
 import itertools
@@ -14,9 +20,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 
-__all__ = ["SLOTS", "run_units"]
+__all__ = ["SLOTS", "num_chunks", "run_units"]
 
 SLOTS = 4  # partial sums of a reduction over chunks: fixed, so results do not depend on threads
+
+
+def num_chunks(rows):
+    """Chunks a reduction over ``rows`` rows is split into (independent of the thread count)."""
+    return max(1, min(rows, 4 * numba.config.NUMBA_NUM_THREADS))
+
 
 _pool = None
 _blas = None

@@ -18,22 +18,17 @@ count.  Elementwise passes are parallel over chunks of rows.
 """
 
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 from ._args import _is_int, check_eps, check_nhwc, check_unit_interval
 from ._config import FASTMATH
+from ._parallel import num_chunks
 
 __all__ = [
     "batch_norm_forward_train", "batch_norm_forward_eval", "batch_norm_backward",
     "batch_norm_update_running",
 ]
-
-
-def _num_chunks(rows):
-    """Chunks a reduction over ``rows`` rows is split into (independent of the thread count)."""
-    return max(1, min(rows, 4 * numba.config.NUMBA_NUM_THREADS))
 
 
 _MOMENT_BLOCK = 32  # rows per in-cache two-pass block of _channel_moments
@@ -222,7 +217,7 @@ def batch_norm_forward_train(x, weight, bias, eps):
     R = x2.shape[0]
     if R == 0:
         raise ValueError(f"x must hold at least one value per channel, got shape {x.shape}")
-    P = _num_chunks(R)
+    P = num_chunks(R)
     partial = np.empty((2 * P, C))
     _channel_moments(x2, partial, _MOMENT_BLOCK)
     mean, var = _merge_moments(partial[:P], partial[P:], R)
@@ -248,7 +243,7 @@ def batch_norm_forward_eval(x, running_mean, running_var, weight, bias, eps):
     invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
     y = np.empty_like(x2)
     _affine_rows(x2, running_mean.astype(np.float64), w * invstd, b, y,
-                 _num_chunks(x2.shape[0]))
+                 num_chunks(x2.shape[0]))
     return y.reshape(x.shape)
 
 
@@ -278,7 +273,7 @@ def batch_norm_backward(gy, x, mean, invstd, weight):
     R = x2.shape[0]
     if R == 0:
         raise ValueError(f"x must hold at least one value per channel, got shape {x.shape}")
-    P = _num_chunks(R)
+    P = num_chunks(R)
     invstd64 = invstd.astype(np.float64)
     partial = np.empty((3 * P, C))
     _grad_sums(gy2, x2, mean.astype(np.float64), partial)

@@ -30,7 +30,6 @@ on ``numba.set_num_threads``: results are bitwise identical whatever the
 current thread count.
 """
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -39,17 +38,13 @@ from ._args import (
     resolve_padding,
 )
 from ._config import FASTMATH
+from ._parallel import num_chunks
 
 __all__ = [
     "depthwise_conv2d_forward", "depthwise_conv2d_backward_input",
     "depthwise_conv2d_backward_weight", "depthwise_conv2d_backward",
     "depthwise_conv2d_backward_bias",
 ]
-
-
-def _num_chunks(rows):
-    """Chunks a reduction over ``rows`` rows is split into (independent of the thread count)."""
-    return max(1, min(rows, 4 * numba.config.NUMBA_NUM_THREADS))
 
 
 # --------------------------------------------------------------------- kernels
@@ -624,11 +619,11 @@ def depthwise_conv2d_backward_weight(x, gy, w_shape, stride=1, padding=0, dilati
     check_output_grad(gy, (N, OH, OW, C * M), "(N, OH, OW, C*M)")
     check_same_dtype(x, "x", gy, "gy")
     if _is_3x3_s1(w_shape, args):
-        partial = np.zeros((_num_chunks(N * _blocks4(OH)), 9, C), dtype=np.float64)
+        partial = np.zeros((num_chunks(N * _blocks4(OH)), 9, C), dtype=np.float64)
         _dw3x3_s1_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy), partial,
                          _tile_pixels(C), args[2], args[3])
         return partial.sum(axis=0).astype(x.dtype).reshape(w_shape)
-    partial = np.zeros((_num_chunks(N * OH), KH, KW, C * M), dtype=np.float64)
+    partial = np.zeros((num_chunks(N * OH), KH, KW, C * M), dtype=np.float64)
     _dw_backward_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy), partial, *args)
     return partial.sum(axis=0).astype(x.dtype).reshape(w_shape)
 
@@ -654,7 +649,7 @@ def depthwise_conv2d_backward(x, gy, w, stride=1, padding=0, dilation=1):
         return (depthwise_conv2d_backward_input(gy, w, x.shape, stride, padding, dilation),
                 depthwise_conv2d_backward_weight(x, gy, w.shape, stride, padding, dilation))
     gx = np.empty(x.shape, dtype=x.dtype)
-    partial = np.zeros((_num_chunks(N * _blocks4(max(H, OH))), 9, C), dtype=np.float64)
+    partial = np.zeros((num_chunks(N * _blocks4(max(H, OH))), 9, C), dtype=np.float64)
     _dw3x3_s1_backward(np.ascontiguousarray(x), np.ascontiguousarray(gy),
                        _tiled_weights(w[::-1, ::-1]), gx, partial, args[2], args[3])
     return gx, partial.sum(axis=0).astype(x.dtype).reshape(w.shape)
@@ -665,6 +660,6 @@ def depthwise_conv2d_backward_bias(gy):
     check_nhwc(gy, "gy")
     CM = gy.shape[3]
     gy2 = np.ascontiguousarray(gy).reshape(-1, CM)
-    partial = np.empty((_num_chunks(gy2.shape[0]), CM), dtype=np.float64)
+    partial = np.empty((num_chunks(gy2.shape[0]), CM), dtype=np.float64)
     _column_sums(gy2, partial)
     return partial.sum(axis=0).astype(gy.dtype)
