@@ -95,15 +95,6 @@ def conv_output_size(in_size, k, stride, pad_lo, pad_hi, dilation, name="kernel_
     return (padded - span) // stride + 1
 
 
-def check_kernel_fits(in_hw, kernel_size, dilation, pads, name="kernel_size"):
-    """Raise ValueError unless the dilated kernel fits in the padded input.
-
-    ``pads`` is ``(PT, PB, PL, PR)``.  The message names ``name`` with the
-    expected and actual sizes.
-    """
-    conv_output_hw(in_hw, kernel_size, 1, pads, dilation, name=name)
-
-
 def conv_output_hw(in_hw, kernel_size, stride, pads, dilation, name="kernel_size"):
     """Return ``(OH, OW)`` for input ``(H, W)`` and explicit ``pads`` (PT, PB, PL, PR).
 
