@@ -30,7 +30,7 @@ def parameter_budget(values):
     ``ValueError``, before its array is allocated when it is made by
     :meth:`Parameter.new` (as every layer makes its parameters).  This bounds
     a model that an untrusted file describes by the weights the file really
-    holds (:func:`tinycnn.train.build_model`)."""
+    holds (:func:`tinycnn.builders.build_model`)."""
     global _budget
     outer, _budget = _budget, values
     try:
