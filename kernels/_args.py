@@ -110,6 +110,46 @@ def conv_output_hw(in_hw, kernel_size, stride, pads, dilation, name="kernel_size
     return OH, OW
 
 
+class ConvGeometry:
+    """The normalised arguments of a sliding window over an input ``(N, H, W, C)``.
+
+    Attributes: ``N, H, W, C``; kernel ``KH, KW``; stride ``SH, SW``; dilation
+    ``DH, DW``; explicit padding ``pads = (PT, PB, PL, PR)``, also as ``PT, PB,
+    PL, PR``; output size ``OH, OW``.  ``kernel_size`` is an int or a pair (a
+    weight's ``w.shape[:2]`` serves), ``padding`` anything ``resolve_padding``
+    takes.  Raises as ``pair``, ``resolve_padding`` and ``conv_output_hw`` do.
+
+    The one place where the convolution, depthwise and pooling wrappers and
+    their NumPy twins in ``reference`` turn user arguments into ints.
+    """
+
+    def __init__(self, x_shape, kernel_size, stride, padding, dilation):
+        self.N, self.H, self.W, self.C = x_shape
+        self.KH, self.KW = pair(kernel_size, "kernel_size")
+        self.SH, self.SW = pair(stride, "stride")
+        self.DH, self.DW = pair(dilation, "dilation")
+        self.pads = resolve_padding(padding, (self.KH, self.KW), (self.DH, self.DW),
+                                    (self.SH, self.SW), (self.H, self.W))
+        self.PT, self.PB, self.PL, self.PR = self.pads
+        self.OH, self.OW = conv_output_hw((self.H, self.W), (self.KH, self.KW), (self.SH, self.SW),
+                                          self.pads, (self.DH, self.DW))
+
+
+def pool_geometry(x_shape, kernel_size, stride, padding):
+    """``ConvGeometry`` of a pooling window: ``stride`` defaults to ``kernel_size``
+    (when None), ``padding`` is an int or a pair ``(PH, PW)``, used on both sides
+    and at most half the kernel, dilation 1.  So ``OH = floor((H + 2*PH - KH) / SH) + 1``
+    (no ceil mode), and ``PT = PB = PH``, ``PL = PR = PW``."""
+    KH, KW = pair(kernel_size, "kernel_size")
+    SH, SW = (KH, KW) if stride is None else pair(stride, "stride")
+    PH, PW = pair(padding, "padding", minimum=0)
+    if PH > KH // 2 or PW > KW // 2:
+        raise ValueError(f"padding must be at most half the kernel size, i.e. <= "
+                         f"({KH // 2}, {KW // 2}) for kernel_size ({KH}, {KW}); got "
+                         f"padding ({PH}, {PW})")
+    return ConvGeometry(x_shape, (KH, KW), (SH, SW), (PH, PW), 1)
+
+
 def check_nhwc(x, name):
     """Check that ``x`` is a 4-D float32/float64 ndarray laid out ``(N, H, W, C)``.
 

@@ -34,8 +34,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._args import (
-    _is_int, check_nhwc, check_output_grad, check_same_dtype, check_shape4, check_weight, conv_output_hw, pair,
-    resolve_padding,
+    ConvGeometry, _is_int, check_nhwc, check_output_grad, check_same_dtype, check_shape4, check_weight,
 )
 from . import _buffers
 from . import fused as _fused
@@ -201,19 +200,8 @@ def _check_groups(groups, C, KH, KW, CG_w, O, x_name="x"):
     return int(groups)
 
 
-class _Geometry:
-    """Normalised convolution arguments for an input ``(N, H, W, C)`` and kernel ``(KH, KW)``."""
-
-    def __init__(self, x_shape, kernel_size, stride, padding, dilation):
-        N, H, W, C = x_shape
-        self.N, self.H, self.W, self.C = N, H, W, C
-        self.KH, self.KW = pair(kernel_size, "kernel_size")
-        self.SH, self.SW = pair(stride, "stride")
-        self.DH, self.DW = pair(dilation, "dilation")
-        self.pads = resolve_padding(padding, (self.KH, self.KW), (self.DH, self.DW),
-                                    (self.SH, self.SW), (H, W))
-        self.OH, self.OW = conv_output_hw((H, W), (self.KH, self.KW), (self.SH, self.SW),
-                                          self.pads, (self.DH, self.DW))
+class _Geometry(ConvGeometry):
+    """``ConvGeometry`` (kernels/_args.py) with the questions the routes below ask of it."""
 
     def is_pointwise(self):
         """True for a 1x1 kernel with stride 1 and no padding (no im2col needed)."""
@@ -234,8 +222,7 @@ class _Geometry:
 
     def kernel_args(self):
         """The geometry arguments of ``_im2col_rows``/``_col2im_rows`` after ``CG``."""
-        PT, _, PL, _ = self.pads
-        return (self.KH, self.KW, self.SH, self.SW, PT, PL, self.DH, self.DW, self.OH, self.OW)
+        return (self.KH, self.KW, self.SH, self.SW, self.PT, self.PL, self.DH, self.DW, self.OH, self.OW)
 
 
 # ------------------------------------------------------------------ public API

@@ -33,10 +33,7 @@ current thread count.
 import numpy as np
 from numba import njit, prange
 
-from ._args import (
-    check_nhwc, check_output_grad, check_same_dtype, check_shape4, check_weight, conv_output_hw, pair,
-    resolve_padding,
-)
+from ._args import ConvGeometry, check_nhwc, check_output_grad, check_same_dtype, check_shape4, check_weight
 from ._config import FASTMATH
 from ._parallel import num_chunks
 
@@ -515,16 +512,9 @@ def _check_channels(C, w_shape, x_name, w_name):
                          f"C={w_shape[2]} input channels, but {x_name} has C={C}")
 
 
-def _geometry(x_shape, w_shape, stride, padding, dilation):
-    """Return ``(OH, OW, (SH, SW, PT, PL, DH, DW))`` for an input and a weight shape."""
-    H, W = x_shape[1], x_shape[2]
-    KH, KW = w_shape[0], w_shape[1]
-    SH, SW = pair(stride, "stride")
-    DH, DW = pair(dilation, "dilation")
-    pads = resolve_padding(padding, (KH, KW), (DH, DW), (SH, SW), (H, W))
-    OH, OW = conv_output_hw((H, W), (KH, KW), (SH, SW), pads, (DH, DW))
-    PT, _, PL, _ = pads
-    return OH, OW, (SH, SW, PT, PL, DH, DW)
+def _kernel_args(g):
+    """The geometry arguments of ``_dw_forward`` / ``_dw_backward_*`` after the arrays."""
+    return g.SH, g.SW, g.PT, g.PL, g.DH, g.DW
 
 
 def _blocks4(rows):
@@ -542,11 +532,10 @@ def _tiled_weights(w, b=None):
     return np.tile(wb, (1, _tile_pixels(C)))
 
 
-def _is_3x3_s1(w_shape, args):
+def _is_3x3_s1(w_shape, g):
     """True for the specialised kernels: 3x3, multiplier 1, stride 1, dilation 1."""
-    SH, SW, _, _, DH, DW = args
     return (tuple(w_shape[:2]) == (3, 3) and w_shape[3] == 1
-            and SH == SW == DH == DW == 1)
+            and g.SH == g.SW == g.DH == g.DW == 1)
 
 
 # ---------------------------------------------------------------------- public
@@ -574,13 +563,13 @@ def depthwise_conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1):
         if b.shape != (C * M,):
             raise ValueError(f"b must have shape (C*M,) = ({C * M},), got {b.shape}")
         check_same_dtype(x, "x", b, "b")
-    OH, OW, args = _geometry(x.shape, w.shape, stride, padding, dilation)
-    y = np.empty((N, OH, OW, C * M), dtype=x.dtype)
-    if _is_3x3_s1(w.shape, args):
-        _dw3x3_s1(np.ascontiguousarray(x), _tiled_weights(w, b), y, args[2], args[3])
+    g = ConvGeometry(x.shape, w.shape[:2], stride, padding, dilation)
+    y = np.empty((N, g.OH, g.OW, C * M), dtype=x.dtype)
+    if _is_3x3_s1(w.shape, g):
+        _dw3x3_s1(np.ascontiguousarray(x), _tiled_weights(w, b), y, g.PT, g.PL)
         return y
     _dw_forward(np.ascontiguousarray(x), np.ascontiguousarray(w).reshape(KH, KW, C * M),
-                np.ascontiguousarray(b), y, *args)
+                np.ascontiguousarray(b), y, *_kernel_args(g))
     return y
 
 
@@ -591,18 +580,17 @@ def depthwise_conv2d_backward_input(gy, w, x_shape, stride=1, padding=0, dilatio
     N, H, W, C = x_shape
     KH, KW, _, M = w.shape
     _check_channels(C, w.shape, "x_shape", "w")
-    OH, OW, args = _geometry(x_shape, w.shape, stride, padding, dilation)
-    check_output_grad(gy, (N, OH, OW, C * M), "(N, OH, OW, C*M)")
+    g = ConvGeometry(x_shape, w.shape[:2], stride, padding, dilation)
+    check_output_grad(gy, (N, g.OH, g.OW, C * M), "(N, OH, OW, C*M)")
     check_same_dtype(gy, "gy", w, "w")
     gx = np.empty(x_shape, dtype=gy.dtype)
-    if _is_3x3_s1(w.shape, args):
+    if _is_3x3_s1(w.shape, g):
         # The input gradient of a stride-1 convolution is the convolution of gy with the
         # flipped kernel and padding (2 - PT, 2 - PL), computed straight into gx.
-        _dw3x3_s1(np.ascontiguousarray(gy), _tiled_weights(w[::-1, ::-1]), gx,
-                  2 - args[2], 2 - args[3])
+        _dw3x3_s1(np.ascontiguousarray(gy), _tiled_weights(w[::-1, ::-1]), gx, 2 - g.PT, 2 - g.PL)
         return gx
     _dw_backward_input(np.ascontiguousarray(gy),
-                       np.ascontiguousarray(w).reshape(KH, KW, C * M), gx, *args)
+                       np.ascontiguousarray(w).reshape(KH, KW, C * M), gx, *_kernel_args(g))
     return gx
 
 
@@ -615,16 +603,16 @@ def depthwise_conv2d_backward_weight(x, gy, w_shape, stride=1, padding=0, dilati
     N, H, W, C = x.shape
     KH, KW, _, M = w_shape
     _check_channels(C, w_shape, "x", "w_shape")
-    OH, OW, args = _geometry(x.shape, w_shape, stride, padding, dilation)
-    check_output_grad(gy, (N, OH, OW, C * M), "(N, OH, OW, C*M)")
+    g = ConvGeometry(x.shape, w_shape[:2], stride, padding, dilation)
+    check_output_grad(gy, (N, g.OH, g.OW, C * M), "(N, OH, OW, C*M)")
     check_same_dtype(x, "x", gy, "gy")
-    if _is_3x3_s1(w_shape, args):
-        partial = np.zeros((num_chunks(N * _blocks4(OH)), 9, C), dtype=np.float64)
+    if _is_3x3_s1(w_shape, g):
+        partial = np.zeros((num_chunks(N * _blocks4(g.OH)), 9, C), dtype=np.float64)
         _dw3x3_s1_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy), partial,
-                         _tile_pixels(C), args[2], args[3])
+                         _tile_pixels(C), g.PT, g.PL)
         return partial.sum(axis=0).astype(x.dtype).reshape(w_shape)
-    partial = np.zeros((num_chunks(N * OH), KH, KW, C * M), dtype=np.float64)
-    _dw_backward_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy), partial, *args)
+    partial = np.zeros((num_chunks(N * g.OH), KH, KW, C * M), dtype=np.float64)
+    _dw_backward_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy), partial, *_kernel_args(g))
     return partial.sum(axis=0).astype(x.dtype).reshape(w_shape)
 
 
@@ -642,16 +630,16 @@ def depthwise_conv2d_backward(x, gy, w, stride=1, padding=0, dilation=1):
     N, H, W, C = x.shape
     KH, KW, _, M = w.shape
     _check_channels(C, w.shape, "x", "w")
-    OH, OW, args = _geometry(x.shape, w.shape, stride, padding, dilation)
-    check_output_grad(gy, (N, OH, OW, C * M), "(N, OH, OW, C*M)")
+    g = ConvGeometry(x.shape, w.shape[:2], stride, padding, dilation)
+    check_output_grad(gy, (N, g.OH, g.OW, C * M), "(N, OH, OW, C*M)")
     check_same_dtype(x, "x", gy, "gy")
-    if not _is_3x3_s1(w.shape, args):
+    if not _is_3x3_s1(w.shape, g):
         return (depthwise_conv2d_backward_input(gy, w, x.shape, stride, padding, dilation),
                 depthwise_conv2d_backward_weight(x, gy, w.shape, stride, padding, dilation))
     gx = np.empty(x.shape, dtype=x.dtype)
-    partial = np.zeros((num_chunks(N * _blocks4(max(H, OH))), 9, C), dtype=np.float64)
+    partial = np.zeros((num_chunks(N * _blocks4(max(H, g.OH))), 9, C), dtype=np.float64)
     _dw3x3_s1_backward(np.ascontiguousarray(x), np.ascontiguousarray(gy),
-                       _tiled_weights(w[::-1, ::-1]), gx, partial, args[2], args[3])
+                       _tiled_weights(w[::-1, ::-1]), gx, partial, g.PT, g.PL)
     return gx, partial.sum(axis=0).astype(x.dtype).reshape(w.shape)
 
 

@@ -26,7 +26,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ._args import check_nhwc, check_output_grad, check_shape4, conv_output_size, pair
+from ._args import check_nhwc, check_output_grad, check_shape4, pool_geometry
 from ._config import FASTMATH
 
 __all__ = [
@@ -256,19 +256,9 @@ def _global_avg_backward(gy, gx):
 # -------------------------------------------------------------------- checking
 
 
-def _pool_geometry(x_shape, kernel_size, stride, padding):
-    """Validate pooling arguments; return ``(KH, KW, SH, SW, PH, PW, OH, OW)``."""
-    KH, KW = pair(kernel_size, "kernel_size")
-    SH, SW = (KH, KW) if stride is None else pair(stride, "stride")
-    PH, PW = pair(padding, "padding", minimum=0)
-    if PH > KH // 2 or PW > KW // 2:
-        raise ValueError(f"padding must be at most half the kernel size, i.e. <= "
-                         f"({KH // 2}, {KW // 2}) for kernel_size ({KH}, {KW}); got "
-                         f"padding ({PH}, {PW})")
-    H, W = x_shape[1], x_shape[2]
-    OH = conv_output_size(H, KH, SH, PH, PH, 1, name="kernel_size (height)")
-    OW = conv_output_size(W, KW, SW, PW, PW, 1, name="kernel_size (width)")
-    return KH, KW, SH, SW, PH, PW, OH, OW
+def _window_args(g):
+    """``(KH, KW, SH, SW, PH, PW)`` of a ``pool_geometry`` (its padding is symmetric)."""
+    return g.KH, g.KW, g.SH, g.SW, g.PT, g.PL
 
 
 def _check_bool(value, name):
@@ -289,10 +279,10 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
     """
     check_nhwc(x, "x")
     N, H, W, C = x.shape
-    KH, KW, SH, SW, PH, PW, OH, OW = _pool_geometry(x.shape, kernel_size, stride, padding)
-    y = np.empty((N, OH, OW, C), dtype=x.dtype)
-    argmax = np.empty((N, OH, OW, C), dtype=np.int64)
-    _max_pool_forward(np.ascontiguousarray(x), y, argmax, KH, KW, SH, SW, PH, PW)
+    g = pool_geometry(x.shape, kernel_size, stride, padding)
+    y = np.empty((N, g.OH, g.OW, C), dtype=x.dtype)
+    argmax = np.empty((N, g.OH, g.OW, C), dtype=np.int64)
+    _max_pool_forward(np.ascontiguousarray(x), y, argmax, *_window_args(g))
     return y, argmax
 
 
@@ -324,9 +314,9 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, count_include_pad
     check_nhwc(x, "x")
     count_include_pad = _check_bool(count_include_pad, "count_include_pad")
     N, H, W, C = x.shape
-    KH, KW, SH, SW, PH, PW, OH, OW = _pool_geometry(x.shape, kernel_size, stride, padding)
-    y = np.empty((N, OH, OW, C), dtype=x.dtype)
-    _avg_pool_forward(np.ascontiguousarray(x), y, KH, KW, SH, SW, PH, PW, count_include_pad)
+    g = pool_geometry(x.shape, kernel_size, stride, padding)
+    y = np.empty((N, g.OH, g.OW, C), dtype=x.dtype)
+    _avg_pool_forward(np.ascontiguousarray(x), y, *_window_args(g), count_include_pad)
     return y
 
 
@@ -336,11 +326,10 @@ def avg_pool2d_backward(gy, x_shape, kernel_size, stride=None, padding=0,
     x_shape = check_shape4(x_shape, "x_shape", "(N, H, W, C)")
     count_include_pad = _check_bool(count_include_pad, "count_include_pad")
     N, H, W, C = x_shape
-    KH, KW, SH, SW, PH, PW, OH, OW = _pool_geometry(x_shape, kernel_size, stride, padding)
-    check_output_grad(gy, (N, OH, OW, C), "(N, OH, OW, C)")
+    g = pool_geometry(x_shape, kernel_size, stride, padding)
+    check_output_grad(gy, (N, g.OH, g.OW, C), "(N, OH, OW, C)")
     gx = np.empty(x_shape, dtype=gy.dtype)
-    _avg_pool_backward(np.ascontiguousarray(gy), gx, KH, KW, SH, SW, PH, PW,
-                       count_include_pad)
+    _avg_pool_backward(np.ascontiguousarray(gy), gx, *_window_args(g), count_include_pad)
     return gx
 
 
