@@ -150,6 +150,27 @@ def pool_geometry(x_shape, kernel_size, stride, padding):
     return ConvGeometry(x_shape, (KH, KW), (SH, SW), (PH, PW), 1)
 
 
+def check_groups(groups, C, KH, KW, CG_w, O, x_name="x"):
+    """``groups`` as an int, checked against the input channels ``C`` and a grouped
+    convolution's weight ``(KH, KW, CG_w, O)``: it must divide ``C`` and ``O``, and
+    ``CG_w`` must be ``C // groups``."""
+    if not _is_int(groups):
+        raise TypeError(f"groups must be an int, got {groups!r} ({type(groups).__name__})")
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    if C % groups != 0:
+        raise ValueError(f"groups={groups} must divide the input channels: {x_name} has "
+                         f"C={C} channels")
+    if O % groups != 0:
+        raise ValueError(f"groups={groups} must divide the output channels: weight has "
+                         f"C_out={O} channels")
+    if CG_w != C // groups:
+        raise ValueError(f"channel mismatch: weight (KH, KW, C_in/groups, C_out) = "
+                         f"{(KH, KW, CG_w, O)} expects C_in/groups={CG_w}, but {x_name} has "
+                         f"C={C} channels and groups={groups}, i.e. C_in/groups={C // groups}")
+    return int(groups)
+
+
 def check_nhwc(x, name):
     """Check that ``x`` is a 4-D float32/float64 ndarray laid out ``(N, H, W, C)``.
 

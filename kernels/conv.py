@@ -34,7 +34,8 @@ import numpy as np
 from numba import njit, prange
 
 from ._args import (
-    ConvGeometry, _is_int, check_nhwc, check_output_grad, check_same_dtype, check_shape4, check_weight,
+    ConvGeometry, _is_int, check_groups, check_nhwc, check_output_grad, check_same_dtype, check_shape4,
+    check_weight,
 )
 from . import _buffers
 from . import fused as _fused
@@ -178,26 +179,7 @@ def _col2im_rows(cols, gx, r0, r1, c0, CG, KH, KW, SH, SW, PT, PL, DH, DW, OH, O
                     _add_into(gr[iw, c0:c0 + CG], cr[(kh * KW + kw) * CG:(kh * KW + kw + 1) * CG])
 
 
-# -------------------------------------------------------------------- checking
-
-
-def _check_groups(groups, C, KH, KW, CG_w, O, x_name="x"):
-    """Validate ``groups`` against input channels ``C`` and a weight ``(KH, KW, CG_w, O)``."""
-    if not _is_int(groups):
-        raise TypeError(f"groups must be an int, got {groups!r} ({type(groups).__name__})")
-    if groups < 1:
-        raise ValueError(f"groups must be >= 1, got {groups}")
-    if C % groups != 0:
-        raise ValueError(f"groups={groups} must divide the input channels: {x_name} has "
-                         f"C={C} channels")
-    if O % groups != 0:
-        raise ValueError(f"groups={groups} must divide the output channels: weight has "
-                         f"C_out={O} channels")
-    if CG_w != C // groups:
-        raise ValueError(f"channel mismatch: weight (KH, KW, C_in/groups, C_out) = "
-                         f"{(KH, KW, CG_w, O)} expects C_in/groups={CG_w}, but {x_name} has "
-                         f"C={C} channels and groups={groups}, i.e. C_in/groups={C // groups}")
-    return int(groups)
+# -------------------------------------------------------------------- geometry
 
 
 class _Geometry(ConvGeometry):
@@ -319,7 +301,7 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, r
     check_weight(w, "(KH, KW, C_in/groups, C_out)")
     check_same_dtype(x, "x", w, "w")
     KH, KW, CG, O = w.shape
-    G = _check_groups(groups, x.shape[3], KH, KW, CG, O)
+    G = check_groups(groups, x.shape[3], KH, KW, CG, O)
     if b is not None:
         if not isinstance(b, np.ndarray):
             raise TypeError(f"b must be a numpy.ndarray or None, got {type(b).__name__}")
@@ -369,7 +351,7 @@ def conv2d_backward_input(gy, w, x_shape, stride=1, padding=0, dilation=1, group
     check_same_dtype(gy, "gy", w, "w")
     x_shape = check_shape4(x_shape, "x_shape", "(N, H, W, C)")
     KH, KW, CG, O = w.shape
-    G = _check_groups(groups, x_shape[3], KH, KW, CG, O, x_name="x_shape")
+    G = check_groups(groups, x_shape[3], KH, KW, CG, O, x_name="x_shape")
     g = _Geometry(x_shape, (KH, KW), stride, padding, dilation)
     check_output_grad(gy, (g.N, g.OH, g.OW, O), "(N, OH, OW, C_out)")
     gy2 = np.ascontiguousarray(gy).reshape(-1, O)
@@ -419,7 +401,7 @@ def conv2d_backward_weight(x, gy, w_shape, stride=1, padding=0, dilation=1, grou
     check_same_dtype(x, "x", gy, "gy")
     w_shape = check_shape4(w_shape, "w_shape", "(KH, KW, C_in/groups, C_out)", allow_empty_batch=False)
     KH, KW, CG, O = w_shape
-    G = _check_groups(groups, x.shape[3], KH, KW, CG, O)
+    G = check_groups(groups, x.shape[3], KH, KW, CG, O)
     g = _Geometry(x.shape, (KH, KW), stride, padding, dilation)
     check_output_grad(gy, (g.N, g.OH, g.OW, O), "(N, OH, OW, C_out)")
     x = np.ascontiguousarray(x)
