@@ -17,9 +17,10 @@ import tinycnn
 from tinycnn import serialization, train
 from tinycnn.kernels import conv as conv_kernels
 
+from _helpers import TINY_RUN, tiny_checkpoint
+
 # resnet20 without SE on 32 digits, batch 16: 2 steps per epoch
-TINY = dict(model="resnet20", model_kwargs={}, dataset="digits", train_subset=32, test_subset=16, batch_size=16,
-            epochs=1, lr=0.05, warmup_epochs=0.5, progress=False, plot=False, log=lambda msg: None)
+TINY = TINY_RUN
 
 
 @pytest.fixture
@@ -124,14 +125,7 @@ def test_cleanup_only_touches_dead_writers_of_the_same_file(tmp_path):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    before = tinycnn.get_num_threads()
-    tinycnn.set_num_threads(1)
-    try:
-        out = tmp_path_factory.mktemp("run")
-        train.fit(out, **TINY)
-    finally:
-        tinycnn.set_num_threads(before)
-    return out / "checkpoint.npz"
+    return tiny_checkpoint(tmp_path_factory.mktemp("run"))
 
 
 @pytest.mark.parametrize("damage", ["truncate", "bitflip"])

@@ -25,6 +25,8 @@ import tinycnn.weights
 from tinycnn import data, limits, serialization, train
 from tinycnn.checkpoint import DEFAULTS
 
+from _helpers import tiny_checkpoint
+
 MiB = 1 << 20
 _RECONSTRUCT = (np._core if hasattr(np, "_core") else np.core).multiarray._reconstruct
 
@@ -184,16 +186,7 @@ def test_checkpoint_naming_a_hostile_cifar_folder_refuses_on_resume(tmp_path, ch
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    before = tinycnn.get_num_threads()
-    tinycnn.set_num_threads(1)
-    try:
-        out = tmp_path_factory.mktemp("run")
-        train.fit(out, model="resnet20", model_kwargs={}, dataset="digits", train_subset=32, test_subset=16,
-                  batch_size=16, epochs=1, lr=0.05, warmup_epochs=0.5, progress=False, plot=False,
-                  log=lambda msg: None)
-    finally:
-        tinycnn.set_num_threads(before)
-    return out / "checkpoint.npz"
+    return tiny_checkpoint(tmp_path_factory.mktemp("run"))
 
 
 def _npy(array):
