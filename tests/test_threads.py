@@ -125,3 +125,35 @@ def test_thread_waiting_set_by_the_user_wins():
                         "print(os.environ['OMP_WAIT_POLICY'], os.environ['OPENBLAS_THREAD_TIMEOUT'])",
                         OMP_WAIT_POLICY="ACTIVE", OPENBLAS_THREAD_TIMEOUT="20")
     assert out.stdout.split() == ["ACTIVE", "20"]
+
+
+_TIMEOUT_PROBE = """
+import ctypes, os, numpy as np
+from threadpoolctl import threadpool_info
+a = np.ones((300, 300), np.float32); a @ a          # OpenBLAS loaded and its workers running
+info = [i for i in threadpool_info() if i["internal_api"] == "openblas"][0]
+lib = ctypes.CDLL(info["filepath"], mode=os.RTLD_NOLOAD)
+before = lib.openblas_thread_timeout()
+import tinycnn
+a @ a                                                 # the workers restart with the new setting
+print(before, lib.openblas_thread_timeout())
+"""
+
+
+@pytest.mark.parametrize("user_value, expected", [(None, 4), ("7", 7)])
+def test_blas_thread_timeout_holds_when_numpy_is_imported_first(user_value, expected):
+    """OpenBLAS read OPENBLAS_THREAD_TIMEOUT when NumPy loaded it, before
+    tinycnn could set it; tinycnn makes it read the value again (its own
+    default, or the user's)."""
+    if not any(i.get("internal_api") == "openblas" for i in threadpool_info()):
+        pytest.skip("NumPy's BLAS is not OpenBLAS")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if user_value is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = user_value
+    out = subprocess.run([sys.executable, "-c", _TIMEOUT_PROBE], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    before, after = map(int, out.stdout.split())
+    assert after == expected
+    if user_value is None:
+        assert before == 0  # the default OpenBLAS chose at load: what tinycnn corrects

@@ -1,9 +1,11 @@
 """Thread-waiting defaults, set before NumPy, Numba or OpenMP start their threads.
 
-Imported first by ``tinycnn/__init__.py``.  Both settings only take effect if
-they are in the environment when the library that reads them loads, so they
-work when tinycnn is imported before NumPy (the ``tinycnn`` command, and
-scripts that ``import tinycnn`` first); a value set by the user always wins.
+Imported first by ``tinycnn/__init__.py``; a value set by the user always
+wins.  Both libraries read these when they load.  Numba loads its OpenMP
+runtime at its first parallel kernel, after this module in any import order.
+OpenBLAS loads with NumPy, usually before tinycnn: ``threads.py`` then makes
+it read its settings again (``apply_blas_thread_timeout``), so the timeout
+holds whichever is imported first.
 
 - ``OMP_WAIT_POLICY=PASSIVE``: Numba's OpenMP workers spin while they wait for
   work.  When the machine has more runnable threads than cores, the spinning
