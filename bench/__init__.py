@@ -1,12 +1,14 @@
 """tinycnn's benchmarks, run as ``python -m bench SUITE`` from the repository root.
 
-Suites: ``kernels`` (the Numba kernels against their NumPy twins and PyTorch CPU).
-Each suite is a module with ``add_arguments(parser)`` and ``run(args, torch)``
-returning a report dict (``bench.report``); ``bench.cli.SUITES`` lists them, so
-a new suite (models, startup) is one module and one entry there.
+Suites: ``kernels`` (the Numba kernels against their NumPy twins and PyTorch
+CPU), ``models`` (whole models against PyTorch), ``startup``.  Each suite is a
+module with ``add_arguments(parser)`` and ``run(args)`` returning a report dict
+(``bench.report``); ``bench.cli.SUITES`` lists them.  The suites that compare
+engines run each contender in its own fresh process (``bench.procs``,
+``bench.child``), so this package imports neither tinycnn nor PyTorch itself.
 """
 
-import tinycnn._env  # noqa: F401  (thread settings before anything loads NumPy's OpenBLAS)
+from . import procs  # noqa: F401  (first: it records the user's environment before anything imports tinycnn)
 
 
 def main(argv=None):

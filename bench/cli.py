@@ -5,9 +5,9 @@ import importlib
 import shlex
 import sys
 
-from . import report
+from . import procs, report
 
-# name -> (module, help).  A suite module has add_arguments(parser) and run(args, torch),
+# name -> (module, help).  A suite module has add_arguments(parser) and run(args),
 # and may set DEFAULT_REPEATS = (default, with --quick) when its samples are slow.
 SUITES = {
     "kernels": ("bench.kernels", "time the Numba kernels against the NumPy reference and PyTorch"),
@@ -32,14 +32,15 @@ def positive_int(text):
 
 def add_common_arguments(parser, repeats=(DEFAULT_REPEATS, QUICK_REPEATS)):
     parser.add_argument("--repeats", type=positive_int, default=None,
-                        help=f"timed samples per contender (default {repeats[0]}, "
+                        help=f"timed samples per contender and process (default {repeats[0]}, "
                              f"{repeats[1]} with --quick); medians are reported")
     parser.add_argument("--ref-repeats", type=positive_int, default=None,
                         help=f"samples for the slow NumPy reference (default "
                              f"{DEFAULT_REF_REPEATS}, {QUICK_REF_REPEATS} with --quick, "
                              "never more than --repeats)")
     parser.add_argument("--threads", type=positive_int, default=None,
-                        help="threads for Numba, BLAS and PyTorch (default: all cores Numba uses)")
+                        help="threads of each contender, set in its process by tinycnn.set_num_threads "
+                             "(Numba and BLAS) or torch.set_num_threads (default: all cores)")
     parser.add_argument("--quick", action="store_true",
                         help="fewer repeats, and skip the slow reference on the largest shapes")
     parser.add_argument("--no-torch", action="store_true", help="do not time PyTorch")
@@ -61,33 +62,30 @@ def build_parser():
     return parser
 
 
-def _import_torch(no_torch):
-    """PyTorch if installed and wanted, else None (it is only ever an optional reference)."""
-    if no_torch:
-        return None
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
+def _torch_installed():
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def _resolve(args, parser):
-    import numba
-
-    import tinycnn
-
-    limit = numba.config.NUMBA_NUM_THREADS
+    """Fill in the defaults that depend on the machine and on the other options.
+    Imports no engine: the contenders run in their own processes (``bench.procs``),
+    or, with ``--in-process``, the suite imports them itself."""
+    limit = procs.thread_limit()
     args.threads = limit if args.threads is None else args.threads
     if not 1 <= args.threads <= limit:
-        parser.error(f"--threads must be between 1 and {limit} (NUMBA_NUM_THREADS), "
+        parser.error(f"--threads must be between 1 and {limit} (NUMBA_NUM_THREADS, or the cores), "
                      f"got {args.threads}")
     if args.repeats is None:
         args.repeats = args.default_repeats[1 if args.quick else 0]
     if args.ref_repeats is None:
         args.ref_repeats = QUICK_REF_REPEATS if args.quick else DEFAULT_REF_REPEATS
     args.ref_repeats = min(args.ref_repeats, args.repeats)
-    tinycnn.set_num_threads(args.threads)
+    args.torch = not args.no_torch and _torch_installed()
+    if getattr(args, "in_process", False) and args.import_order == "tinycnn-first":
+        parser.error("--import-order tinycnn-first needs fresh processes: in one process the benchmark "
+                     "has imported NumPy already (drop --in-process)")
 
 
 def main(argv=None):
@@ -99,10 +97,7 @@ def main(argv=None):
         return 0
     _resolve(args, parser)
     args.command_line = "python -m bench " + " ".join(shlex.quote(a) for a in argv)
-    torch = _import_torch(args.no_torch)
-    if torch is not None:
-        torch.set_num_threads(args.threads)
-    result = args.run(args, torch)
+    result = args.run(args)
     text = report.to_markdown(result)
     sys.stdout.write(text)
     if args.markdown:

@@ -2,19 +2,25 @@
 
 Shapes are the layers of ResNet-34 on CIFAR (32x32 inputs) and of Xception's
 middle flow, float32, channels-last.  Each case is timed forward and
-forward+backward; tinycnn, the NumPy reference and PyTorch (NCHW and
-channels_last) are timed interleaved in one process with the same thread count.
+forward+backward.  Per case and round, tinycnn runs in a fresh process (beside
+its NumPy reference, in round 1 only, and a GEMM probe) and PyTorch (NCHW and
+channels_last, interleaved) in another, each with its engine's defaults and
+the same thread count, over --rounds rounds in rotated order (``bench.procs``);
+--in-process times them all in this process instead.  A default run takes
+about 10 minutes on a 2-core machine.
 """
 
 import datetime
 import sys
+import time
 
 import numpy as np
 
-from . import timing
+from . import procs, timing
 from .cases import ITEM, all_cases, fast_kernels, rand
 
-GEMM_SIZE = 2048   # the machine's GEMM peak, measured once up front
+DEFAULT_REPEATS = (5, 2)  # samples per contender and process (default, --quick); --rounds processes each
+GEMM_SIZE = 2048   # the machine's GEMM peak, measured once, after the cases
 PROBE_SIZE = 1024  # the GEMM timed in the same rounds as each compute-bound row
 QUICK_REFERENCE_FLOPS = 1e9   # --quick: no reference above this many forward FLOPs...
 QUICK_REFERENCE_BYTES = 64e6  # ...or this many bytes moved by the forward call
@@ -115,53 +121,136 @@ def _log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def measure_case(case, args, K, reference, torch, rng, probe):
-    """Time one case (fwd and fwd+bwd); return two result dicts."""
+PASSES = ("fwd", "fwd+bwd")
+
+
+def _case(name):
+    for case in all_cases():
+        if case.name == name:
+            return case
+    raise ValueError(f"no benchmark case {name!r}")
+
+
+def measure(spec):
+    """Run in a contender's process (``bench.child``), or here with --in-process.
+
+    ``spec["task"] == "case"``: ``{"samples_s": {pass: {who: [seconds per call]}}}``
+    for ``spec["contenders"]`` (tinycnn, reference, torch_nchw,
+    torch_channels_last) on case ``spec["case"]`` at batch ``spec["batch"]``,
+    timed interleaved; with tinycnn, a compute-bound case also times the GEMM
+    probe ("gemm_probe").  ``"extras"``: the GEMM peak and the im2col split."""
+    rng = np.random.default_rng(0)
+    if spec["task"] == "extras":
+        probe = GemmProbe(rng)
+        peak = gemm_peak(spec["repeats"], rng)
+        return {"gemm_peak": peak, "im2col_split": im2col_split(spec["batch"], spec["repeats"], rng, probe)}
+    case = _case(spec["case"])
+    make, make_torch = case.prepare(spec["batch"], rng)
+    fns = {}
+    for who in spec["contenders"]:
+        if who == "tinycnn":
+            fns[who] = make(fast_kernels())
+        elif who == "reference":
+            from tinycnn.kernels import reference
+
+            fns[who] = make(reference)
+        else:
+            import torch
+
+            torch.manual_seed(0)
+            fns[who] = make_torch(torch, who == "torch_channels_last")
+    probe = GemmProbe(rng) if "tinycnn" in fns and case.compute_bound else None
+    out = {}
+    for i, pass_name in enumerate(PASSES):
+        contenders = {who: timing.Contender(pair[i], spec["ref_repeats"], warmup=1) if who == "reference" else
+                      timing.Contender(pair[i], spec["repeats"], warmup=2) for who, pair in fns.items()}
+        if probe is not None:
+            contenders["gemm_probe"] = timing.Contender(probe, spec["repeats"])
+        out[pass_name] = timing.time_interleaved(contenders)
+    return {"samples_s": out}
+
+
+# ----------------------------------------------------------------- parent
+
+
+def _spec(args, process_name, contenders, **fields):
+    engine = "torch" if process_name == "torch" else "tinycnn"
+    return dict(suite="kernels", engine=engine, contenders=list(contenders), threads=args.threads,
+                import_order=args.import_order, repeats=args.repeats, ref_repeats=args.ref_repeats,
+                batch=args.batch, **fields)
+
+
+def _processes(args, with_reference, r):
+    """``{process name: contenders}`` of round ``r``: the reference runs in round 1 only."""
+    groups = {"tinycnn": ["tinycnn"] + (["reference"] if with_reference and r == 0 else [])}
+    if args.torch:
+        groups["torch"] = ["torch_nchw", "torch_channels_last"]
+    if args.in_process:
+        return {"in-process": [who for group in groups.values() for who in group]}
+    return groups
+
+
+def _run(args, spec, seen):
+    if args.in_process:
+        return measure(spec)
+    result = procs.run_child(spec)
+    seen.setdefault(spec["engine"], result["process"])
+    return result
+
+
+def _ms_summary(rounds):
+    """Per-round sample lists (seconds) -> median/min/max over rounds of each round's median, in ms."""
+    s = procs.summarize(_ms(timing.median(samples)) for samples in rounds)
+    return {"median_ms": s["median"], "min_ms": s["min"], "max_ms": s["max"], "round_medians_ms": s["rounds"]}
+
+
+def measure_case(case, args, seen, probe_rates):
+    """Time one case (fwd and fwd+bwd) over the rounds; return two result dicts."""
     N = args.batch
     flops, bytes_fwd, bytes_bwd = case.cost(N)
     skip_ref = args.quick and ((flops or 0) > QUICK_REFERENCE_FLOPS or bytes_fwd > QUICK_REFERENCE_BYTES)
-    make, make_torch = case.prepare(N, rng)
-    fns = {"tinycnn": make(K)}
-    if not skip_ref:
-        fns["reference"] = make(reference)
-    if torch is not None:
-        torch.manual_seed(0)
-        fns["torch_nchw"] = make_torch(torch, False)
-        fns["torch_channels_last"] = make_torch(torch, True)
+
+    def one(process_name, r):
+        group = procs.rotation(_processes(args, not skip_ref, r)[process_name], r)
+        return _run(args, _spec(args, process_name, group, task="case", case=case.name), seen)["samples_s"]
+
+    per_process = procs.run_rounds(list(_processes(args, not skip_ref, 0)), args.rounds, one)
     out = []
-    for i, (pass_name, work_flops, moved) in enumerate((
+    for pass_name, work_flops, moved in (
             ("fwd", flops, bytes_fwd),
-            ("fwd+bwd", None if flops is None else 3 * flops, bytes_fwd + bytes_bwd))):
-        contenders = {}
-        for who, pair in fns.items():
-            if who == "reference":
-                contenders[who] = timing.Contender(pair[i], args.ref_repeats, warmup=1)
-            else:
-                contenders[who] = timing.Contender(pair[i], args.repeats, warmup=2)
-        if case.compute_bound:
-            contenders["gemm_probe"] = timing.Contender(probe, args.repeats)
-        samples = timing.time_interleaved(contenders)
-        med = {who: timing.median(s) for who, s in samples.items()}
-        peak = probe.gflops(med["gemm_probe"]) if case.compute_bound else None
+            ("fwd+bwd", None if flops is None else 3 * flops, bytes_fwd + bytes_bwd)):
+        per_contender = {}
+        for rounds in per_process.values():
+            for samples in rounds:
+                for who, s in samples[pass_name].items():
+                    per_contender.setdefault(who, []).append(s)
+        summary = {who: _ms_summary(rounds) for who, rounds in per_contender.items()}
+        med = {who: s["median_ms"] for who, s in summary.items()}
+        peak = None
+        if "gemm_probe" in med:
+            peak = 2 * PROBE_SIZE ** 3 / (med.pop("gemm_probe") / 1e3) / 1e9
+            probe_rates.append(peak)
         t = med["tinycnn"]
-        gflops = None if work_flops is None else work_flops / t / 1e9
+        gflops = None if work_flops is None else work_flops / (t / 1e3) / 1e9
         row = {
             "case": case.name, "group": case.group, "pass": pass_name,
             "x_shape": list(case.x_shape(N)),
-            "ms": _ms(t),
+            "ms": t,
             "gflops": gflops,
-            "gbs": moved / t / 1e9,
+            "gbs": moved / (t / 1e3) / 1e9,
             "flops": work_flops, "bytes": moved,
             "gemm_probe_gflops": peak,
             "peak_fraction": gflops / peak if peak else None,
-            "reference_ms": _ms(med.get("reference")),
+            "reference_ms": med.get("reference"),
             "speedup_vs_reference": _ratio(med.get("reference"), t),
-            "torch_nchw_ms": _ms(med.get("torch_nchw")),
+            "torch_nchw_ms": med.get("torch_nchw"),
             "vs_torch_nchw": _ratio(med.get("torch_nchw"), t),
-            "torch_channels_last_ms": _ms(med.get("torch_channels_last")),
+            "torch_channels_last_ms": med.get("torch_channels_last"),
             "vs_torch_channels_last": _ratio(med.get("torch_channels_last"), t),
-            "samples": {who: len(s) for who, s in samples.items()},
-            "samples_ms": {who: [round(_ms(v), 4) for v in s] for who, s in samples.items()},
+            "rounds_ms": summary,
+            "samples": {who: sum(len(s) for s in rounds) for who, rounds in per_contender.items()},
+            "samples_ms": {who: [[round(_ms(v), 4) for v in s] for s in rounds]
+                           for who, rounds in per_contender.items()},
         }
         out.append(row)
         _log(f"  {case.name:32s} {pass_name:8s} {row['ms']:9.3f} ms"
@@ -194,30 +283,57 @@ COLUMNS = ["case", "input (N,H,W,C)", "pass", "tinycnn ms", "GFLOP/s", "GB/s", "
            "ref ms", "vs ref", "torch NCHW ms", "vs NCHW", "torch CL ms", "vs CL"]
 
 
+def _with_range(r, who, fmt):
+    """'median (min–max)' ms of ``who`` over the rounds, or '—'."""
+    s = r["rounds_ms"].get(who)
+    if s is None:
+        return "—"
+    if len(s["round_medians_ms"]) == 1:
+        return format(s["median_ms"], fmt)
+    return f"{format(s['median_ms'], fmt)} ({_g(s['min_ms'])}–{_g(s['max_ms'])})"
+
+
 def _table_rows(results):
     rows = []
     for r in results:
         rows.append([
             r["case"], "×".join(str(s) for s in r["x_shape"]), r["pass"],
-            _f(r["ms"], ".3f"), _g(r["gflops"]),
+            _with_range(r, "tinycnn", ".3f"), _g(r["gflops"]),
             "—" if r["group"] in ("conv", "pointwise") else _g(r["gbs"]),
             _f(None if r["peak_fraction"] is None else 100 * r["peak_fraction"], ".0f"),
             _g(r["reference_ms"]), _x(r["speedup_vs_reference"]),
-            _f(r["torch_nchw_ms"], ".3f"), _x(r["vs_torch_nchw"]),
-            _f(r["torch_channels_last_ms"], ".3f"), _x(r["vs_torch_channels_last"]),
+            _with_range(r, "torch_nchw", ".3f"), _x(r["vs_torch_nchw"]),
+            _with_range(r, "torch_channels_last", ".3f"), _x(r["vs_torch_channels_last"]),
         ])
     return rows
 
 
-def _notes(args, peak, probe, torch):
+def _how(args):
+    """How the figures were taken, for the table titles."""
+    if args.in_process:
+        return f"IN-PROCESS, all contenders in one process; median (min–max) over {args.rounds} rounds"
+    return (f"tinycnn and PyTorch each in a fresh process per case and round; median (min–max) over "
+            f"{args.rounds} rounds")
+
+
+def _notes(args, peak, probe_rates):
+    if args.in_process:
+        how = (f"IN-PROCESS (--in-process): tinycnn, its reference and PyTorch run in this one process, "
+               "tinycnn imported, so PyTorch sees tinycnn's OMP_WAIT_POLICY and runs beside tinycnn's "
+               "threads; PyTorch users do not run it this way. ")
+    else:
+        how = ("Per case and round, tinycnn runs in a fresh process and PyTorch (NCHW and channels_last "
+               "taking turns) in another, each with its engine's defaults; the PyTorch process never imports "
+               "tinycnn and gets none of its environment variables; the order of the two is rotated each "
+               "round. ")
     notes = [
-        f"All times are **medians**: {args.repeats} sample(s) for tinycnn"
-        + (" and PyTorch" if torch is not None else "")
-        + f", {args.ref_repeats} for the NumPy reference (it is slow). The contenders of a row "
-        "are timed interleaved, one call each per round, in one process; a sample averages "
-        f"back-to-back calls until it lasts {timing.MIN_SAMPLE_SECONDS * 1e3:.0f} ms. "
-        "Warm-up calls (JIT, first-touch) are not timed, except that a reference call over "
-        f"{timing.SLOW_CALL_SECONDS:.0f} s counts as a sample.",
+        how + f"Each process takes {args.repeats} sample(s) per contender, the contenders in it timed "
+        f"interleaved (one call each per turn); a sample averages back-to-back calls until it lasts "
+        f"{timing.MIN_SAMPLE_SECONDS * 1e3:.0f} ms. Warm-up calls (JIT, first-touch) are not timed. "
+        f"Times are the **median over {args.rounds} rounds of each round's median**, (min–max) the "
+        "fastest and slowest round.",
+        f"The NumPy reference runs in round 1 only, in the tinycnn process, {args.ref_repeats} sample(s) "
+        f"(it is slow; a reference call over {timing.SLOW_CALL_SECONDS:.0f} s counts as a sample).",
         "`fwd+bwd` = forward + gradient w.r.t. the input + gradient w.r.t. the weight "
         "(BatchNorm: weight and bias; pools: input only). PyTorch's `fwd` runs under "
         "`no_grad`; its `fwd+bwd` is `module(x).backward(gy)`.",
@@ -228,10 +344,10 @@ def _notes(args, peak, probe, torch):
         "writes counted once (max pool includes its int64 argmax); a kernel that passes over "
         "its input twice moves more than this.",
         f"% GEMM peak = the row's GFLOP/s over the rate of a float32 `numpy.matmul` "
-        f"{PROBE_SIZE}³ timed in the same rounds (load hits both alike; median over the "
-        f"rows {timing.median(probe.rates):.1f} GFLOP/s). The {GEMM_SIZE}³ matmul measured "
-        f"once at the start ran at {peak['gflops']:.1f} GFLOP/s (median).",
-        "`vs ref`, `vs NCHW`, `vs CL` are speed ratios: the other's time over tinycnn's time, "
+        f"{PROBE_SIZE}³ timed in the same rounds of the tinycnn processes (load hits both alike; median "
+        f"over the rows {timing.median(probe_rates):.1f} GFLOP/s). The {GEMM_SIZE}³ matmul measured "
+        f"once, in a tinycnn process after the cases, ran at {peak['gflops']:.1f} GFLOP/s (median).",
+        "`vs ref`, `vs NCHW`, `vs CL` are ratios of the medians: the other's time over tinycnn's time, "
         "so > 1 means tinycnn is faster and 0.50× means it takes twice as long. "
         "CL = PyTorch channels_last (input, gradient and module weights).",
     ]
@@ -239,7 +355,7 @@ def _notes(args, peak, probe, torch):
         notes.append("--quick: the reference is skipped (—) for cases over "
                      f"{QUICK_REFERENCE_FLOPS / 1e9:.0f} GFLOP or {QUICK_REFERENCE_BYTES / 1e6:.0f} MB "
                      "per forward call.")
-    if torch is None:
+    if not args.torch:
         notes.append("PyTorch not timed (--no-torch, or not installed).")
     return notes
 
@@ -260,54 +376,57 @@ def add_arguments(parser):
     parser.add_argument("--batch", type=positive_int, default=32, help="batch size N (default 32)")
     parser.add_argument("--only", metavar="TEXT", action="append",
                         help="run only the cases whose name contains TEXT (repeatable)")
+    procs.add_arguments(parser)
 
 
-def run(args, torch):
+def run(args):
     """Run the kernel benchmark; return the report dict (see ``bench.report``)."""
-    from tinycnn.kernels import reference
-
-    started = datetime.datetime.now()
+    started, t0 = datetime.datetime.now(), time.perf_counter()
     cases = [c for c in all_cases() if not args.only or any(t in c.name for t in args.only)]
     if not cases:
         raise SystemExit(f"--only {args.only}: no case matches; cases are "
                          + ", ".join(c.name for c in all_cases()))
-    rng = np.random.default_rng(0)
-    K = fast_kernels()
-    _log(f"GEMM peak (numpy.matmul float32 {GEMM_SIZE}^3)...")
-    peak = gemm_peak(args.repeats, rng)
-    _log(f"  {peak['gflops']:.1f} GFLOP/s")
-    probe = GemmProbe(rng)
-    results = []
+    seen, probe_rates, results = {}, [], []
+    if args.in_process:
+        given, order = procs.import_in_process(args.threads, args.torch)
     for i, case in enumerate(cases, 1):
         _log(f"[{i}/{len(cases)}] {case.name}")
-        results += measure_case(case, args, K, reference, torch, rng, probe)
-    _log("convolution routes and im2col + GEMM split...")
-    split = im2col_split(args.batch, args.repeats, rng, probe)
-
-    info = timing.machine_info(args.threads, torch, started)
+        results += measure_case(case, args, seen, probe_rates)
+    _log(f"GEMM peak (numpy.matmul float32 {GEMM_SIZE}^3), convolution routes and im2col + GEMM split...")
+    extras = _run(args, _spec(args, "tinycnn", ["tinycnn"], task="extras"), seen)
+    peak, split = extras["gemm_peak"], extras["im2col_split"]
+    probe_rates.append(split["gemm_probe_gflops"])
+    _log(f"  GEMM peak {peak['gflops']:.1f} GFLOP/s")
+    if args.in_process:
+        seen = {e: timing.engine_info(e, given, order) for e in ("tinycnn", "torch")
+                if e == "tinycnn" or args.torch}
+    host = timing.host_info(started)
+    how = _how(args)
     return {
-        "machine_line": timing.machine_line(info),
-        "machine": info,
+        "machine_line": timing.comparison_line(host, seen, args.in_process, args.rounds, unit="case"),
+        "machine": {**host, "processes": seen, "user_set_env": procs.USER_SET},
         "suite": "kernels",
-        "title": "tinycnn kernel benchmark",
+        "title": "tinycnn kernel benchmark" + (" (IN-PROCESS)" if args.in_process else ""),
         "command": args.command_line,
         "settings": {"batch": args.batch, "dtype": "float32", "repeats": args.repeats,
-                     "reference_repeats": args.ref_repeats, "threads": args.threads,
-                     "quick": args.quick, "torch": torch is not None, "only": args.only},
-        "notes": _notes(args, peak, probe, torch),
+                     "reference_repeats": args.ref_repeats, "threads": args.threads, "rounds": args.rounds,
+                     "in_process": args.in_process, "import_order": args.import_order,
+                     "quick": args.quick, "torch": args.torch, "only": args.only,
+                     "elapsed_s": round(time.perf_counter() - t0, 1)},
+        "notes": _notes(args, peak, probe_rates),
         "gemm_peak": peak,
-        "gemm_probe": {"shape": [PROBE_SIZE] * 3, "median_gflops": timing.median(probe.rates),
-                       "max_gflops": max(probe.rates)},
+        "gemm_probe": {"shape": [PROBE_SIZE] * 3, "median_gflops": timing.median(probe_rates),
+                       "max_gflops": max(probe_rates)},
         "results": results,
         "im2col_split": split,
         "tables": [
-            {"title": f"Kernels (batch {args.batch}, float32, {args.threads} threads; "
-                      "median ms)",
+            {"title": f"Kernels (batch {args.batch}, float32, {args.threads} threads; median ms; {how})",
              "columns": COLUMNS, "rows": _table_rows(results)},
             {"title": f"Convolution routes and the im2col + GEMM split: conv3x3 64@32x32 "
                       f"forward, batch {args.batch} (columns {split['cols_shape'][0]}×"
                       f"{split['cols_shape'][1]}; GFLOP/s of the Winograd row counts the "
-                      "direct convolution's FLOPs)",
+                      "direct convolution's FLOPs; tinycnn only, one "
+                      + ("in-process run" if args.in_process else "fresh tinycnn process") + ")",
              "columns": ["step", "ms", "GFLOP/s", "GB/s", "% of im2col route",
                          "% GEMM peak"],
              "rows": _split_rows(split)},

@@ -1,25 +1,28 @@
 """Whole models: training-step and inference images/s, and peak resident memory.
 
 Models: ResNet-18 and ResNet-34 (cifar stem), SE-ResNet-18 (cifar stem) and
-``xception_small``, 10 classes, 32x32x3 float32 input.  A training step is
-forward, cross-entropy, backward and an SGD step with momentum 0.9.
-Inference is eval mode under ``no_grad`` (tinycnn: BatchNorm folded into the
-convolutions, bias + ReLU fused; also timed unfused).  PyTorch runs the same
+``xception_small`` by default (``resnet20``, the CIFAR ResNet-20, on request),
+10 classes, 32x32x3 float32 input.  A training step is forward, cross-entropy,
+backward and an SGD step with momentum 0.9.  Inference is eval mode under
+``no_grad`` (tinycnn: BatchNorm folded into the convolutions, bias + ReLU
+fused; also timed unfused, in the same process).  PyTorch runs the same
 networks (``bench.torch_models``) in its default NCHW layout and in
-channels_last, timed interleaved with tinycnn in the same process.  Peak
-resident memory is measured in a fresh subprocess per model and framework
-(VmHWM after two training steps).
+channels_last.  Each contender (tinycnn, torch NCHW, torch channels_last) runs
+each configuration (model, training or inference, batch) in its own fresh
+process with its engine's defaults, over --rounds rotated rounds
+(``bench.procs``); --in-process times them all in this process instead.  Peak
+resident memory is measured in a fresh process per model and contender (VmHWM
+after two training steps).  A default run takes about 20 minutes on a 2-core
+machine.
 """
 
 import datetime
-import json
-import os
-import subprocess
 import sys
+import time
 
 import numpy as np
 
-from . import timing
+from . import procs, timing
 
 # name -> (label, create_model name, kwargs)
 MODELS = {
@@ -27,10 +30,17 @@ MODELS = {
     "resnet34": ("ResNet-34 (cifar stem)", "resnet34", {"stem": "cifar"}),
     "se_resnet18": ("SE-ResNet-18 (cifar stem)", "se_resnet18", {"stem": "cifar"}),
     "xception_small": ("Xception (small)", "xception_small", {}),
+    "resnet20": ("ResNet-20 (CIFAR)", "resnet20", {}),  # small: for quick checks of the harness
 }
+DEFAULT_MODELS = ("resnet18", "resnet34", "se_resnet18", "xception_small")
 NUM_CLASSES, HW = 10, 32
-DEFAULT_REPEATS = (5, 3)  # (default, --quick): a training step takes seconds
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_REPEATS = (3, 2)  # timed steps per process (default, --quick): a training step takes seconds
+WARMUP_CALLS = 2          # untimed calls first in each process (cache loading, first-touch memory)
+# The contenders one process of each kind times (interleaved): tinycnn's unfused inference runs beside its
+# fused one, in the same tinycnn process.
+PROCESSES = {"tinycnn": ("tinycnn",), "torch_nchw": ("torch_nchw",),
+             "torch_channels_last": ("torch_channels_last",)}
+INFER_EXTRA = {"tinycnn": ("tinycnn_unfused",)}
 
 
 def _log(msg):
@@ -131,27 +141,41 @@ def torch_infer(torch, model, N, channels_last):
     return infer
 
 
-# --------------------------------------------------------------- peak memory
+# ------------------------------------------------- inside a contender's process
 
-_MEMORY_CHILD = """
-import json, sys
-sys.path.insert(0, {root!r})
-framework, name, N, threads = {framework!r}, {name!r}, {N}, {threads}
-from bench import models as B
-if framework == "tinycnn":
-    import tinycnn
-    tinycnn.set_num_threads(threads)
-    step = B.tinycnn_train_step(B.tinycnn_model(name), N)
-else:
+
+def _callable(who, name, mode, N):
+    """The no-argument callable contender ``who`` times for one configuration."""
+    if who.startswith("tinycnn"):
+        model = tinycnn_model(name)
+        if mode == "train":
+            return tinycnn_train_step(model, N)
+        return tinycnn_infer(model, N, fused=who == "tinycnn")
     import torch
-    torch.set_num_threads(threads)
-    cl = framework == "torch_channels_last"
-    step = B.torch_train_step(torch, B.torch_model(torch, name, cl), N, cl)
-before = B.vm_hwm_mb()
-step()
-step()
-print(json.dumps({{"peak_mb": B.vm_hwm_mb(), "before_step_mb": before}}))
-"""
+
+    cl = who == "torch_channels_last"
+    model = torch_model(torch, name, cl)
+    return torch_train_step(torch, model, N, cl) if mode == "train" else torch_infer(torch, model, N, cl)
+
+
+def measure(spec):
+    """Run in a contender's process (``bench.child``), or here with --in-process.
+
+    ``spec["task"] == "time"``: ``{"samples_s": {who: [seconds per call]}}`` of
+    ``spec["contenders"]`` timed interleaved on ``spec["model"]``,
+    ``spec["mode"]`` ("train" or "infer") at batch ``spec["batch"]``.
+    ``"memory"``: the process's peak RSS around two training steps."""
+    name, N = spec["model"], spec["batch"]
+    if spec["task"] == "memory":
+        (who,) = spec["contenders"]
+        step = _callable(who, name, "train", N)
+        before = vm_hwm_mb()
+        step()
+        step()
+        return {"peak_mb": vm_hwm_mb(), "before_step_mb": before}
+    contenders = {who: timing.Contender(_callable(who, name, spec["mode"], N), spec["repeats"], WARMUP_CALLS)
+                  for who in spec["contenders"]}
+    return {"samples_s": timing.time_interleaved(contenders)}
 
 
 def vm_hwm_mb():
@@ -165,52 +189,80 @@ def vm_hwm_mb():
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def peak_memory(framework, name, N, threads):
-    """Peak RSS (MB) of a fresh process that builds the model and runs two training steps."""
-    code = _MEMORY_CHILD.format(root=ROOT, framework=framework, name=name, N=N, threads=threads)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    if done.returncode != 0:
-        raise RuntimeError(f"peak-memory child ({framework}, {name}) failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 # ----------------------------------------------------------------------- run
 
 
-def _measure(contenders, N, repeats):
-    samples = timing.time_interleaved(
-        {who: timing.Contender(fn, repeats, warmup=2) for who, fn in contenders.items()})
-    out = {}
-    for who, s in samples.items():
-        t = timing.median(s)
-        out[who] = {"median_s": t, "images_per_s": N / t, "samples_s": s}
-    return out
+def _engine(process_name):
+    return "torch" if process_name.startswith("torch") else "tinycnn"
 
 
-def measure_model(name, args, torch):
+def _spec(args, process_name, contenders, **fields):
+    return dict(suite="models", engine=_engine(process_name), contenders=list(contenders),
+                threads=args.threads, import_order=args.import_order, repeats=args.repeats, **fields)
+
+
+def _processes(args, mode):
+    """``{process name: contenders it times}``: one per engine and layout, or (--in-process) one for all."""
+    groups = {p: PROCESSES[p] + (INFER_EXTRA.get(p, ()) if mode == "infer" else ()) for p in PROCESSES
+              if args.torch or p == "tinycnn"}
+    if args.in_process:
+        return {"in-process": tuple(who for group in groups.values() for who in group)}
+    return groups
+
+
+def _summary(per_round, N):
+    """One contender's figures from its per-round sample lists: the median over rounds of each
+    round's median, min and max over rounds, and images/s."""
+    s = procs.summarize(timing.median(samples) for samples in per_round)
+    return {"median_s": s["median"], "min_s": s["min"], "max_s": s["max"], "round_medians_s": s["rounds"],
+            "samples_s": per_round, "images_per_s": N / s["median"],
+            "images_per_s_min": N / s["max"], "images_per_s_max": N / s["min"]}
+
+
+def measure_config(name, mode, N, args, seen):
+    """Time one configuration over the rounds; ``{contender: summary}``.  ``seen``
+    collects each engine's process description (the first one run)."""
+    processes = _processes(args, mode)
+
+    def one(process_name, r):
+        group = procs.rotation(processes[process_name], r)
+        spec = _spec(args, process_name, group, task="time", model=name, mode=mode, batch=N)
+        if args.in_process:
+            result = measure(spec)
+        else:
+            result = procs.run_child(spec)
+            seen.setdefault(spec["engine"], result["process"])
+        rates = ", ".join(f"{who} {N / timing.median(s):.1f}" for who, s in result["samples_s"].items())
+        _log(f"    round {r + 1}/{args.rounds}: {rates} img/s")
+        return result["samples_s"]
+
+    per_process = procs.run_rounds(list(processes), args.rounds, one)
+    per_contender = {}
+    for rounds in per_process.values():
+        for samples in rounds:
+            for who, s in samples.items():
+                per_contender.setdefault(who, []).append(s)
+    order = [who for group in _processes(args, mode).values() for who in group]
+    return {who: _summary(per_contender[who], N) for who in order}
+
+
+def measure_model(name, args, seen):
     """Training at each batch size, inference, peak memory: one result dict."""
     result = {"model": name, "label": MODELS[name][0], "train": {}, "infer": None, "memory": {}}
-    model = tinycnn_model(name)
-    tmodels = {}
-    if torch is not None:
-        tmodels = {"torch_nchw": torch_model(torch, name, False),
-                   "torch_channels_last": torch_model(torch, name, True)}
     for N in args.train_batch:
         _log(f"  train, batch {N}")
-        contenders = {"tinycnn": tinycnn_train_step(model, N)}
-        for who, tm in tmodels.items():
-            contenders[who] = torch_train_step(torch, tm, N, who == "torch_channels_last")
-        result["train"][N] = _measure(contenders, N, args.repeats)
-    N = args.infer_batch
-    _log(f"  inference, batch {N}")
-    contenders = {"tinycnn": tinycnn_infer(model, N), "tinycnn_unfused": tinycnn_infer(model, N, fused=False)}
-    for who, tm in tmodels.items():
-        contenders[who] = torch_infer(torch, tm, N, who == "torch_channels_last")
-    result["infer"] = _measure(contenders, N, args.repeats)
+        result["train"][N] = measure_config(name, "train", N, args, seen)
+    _log(f"  inference, batch {args.infer_batch}")
+    result["infer"] = measure_config(name, "infer", args.infer_batch, args, seen)
     if not args.no_memory:
-        for who in ["tinycnn", *tmodels]:
+        for who in (p for p in PROCESSES if args.torch or p == "tinycnn"):
             _log(f"  peak memory, {who}, batch {args.memory_batch}")
-            result["memory"][who] = peak_memory(who, name, args.memory_batch, args.threads)
+            spec = _spec(args, who, [who], task="memory", model=name, batch=args.memory_batch)
+            memory = procs.run_child(spec)
+            process = memory.pop("process")
+            if not args.in_process:
+                seen.setdefault(spec["engine"], process)
+            result["memory"][who] = memory
     return result
 
 
@@ -218,27 +270,30 @@ def _f(value, fmt):
     return "—" if value is None else format(value, fmt)
 
 
-def _ratio(results, who):
-    if who not in results:
-        return None, None
-    return results[who]["images_per_s"], results["tinycnn"]["images_per_s"] / results[who]["images_per_s"]
+def _rate(res, who):
+    """'median (min–max)' images/s of ``who``, or '—'."""
+    if who not in res:
+        return "—"
+    r = res[who]
+    return f"{r['images_per_s']:.1f} ({r['images_per_s_min']:.1f}–{r['images_per_s_max']:.1f})"
+
+
+def _vs(res, who, base="tinycnn"):
+    """Ratio of medians: ``base`` images/s over ``who``'s (> 1: ``base`` faster)."""
+    return _f(res[who]["median_s"] / res[base]["median_s"] if who in res else None, ".2f")
 
 
 def _rows(results):
     train_rows, infer_rows, memory_rows = [], [], []
     for r in results:
         for N, res in r["train"].items():
-            nchw, vs_nchw = _ratio(res, "torch_nchw")
-            cl, vs_cl = _ratio(res, "torch_channels_last")
-            train_rows.append([r["label"], N, _f(res["tinycnn"]["images_per_s"], ".1f"),
-                               _f(nchw, ".1f"), _f(vs_nchw, ".2f"), _f(cl, ".1f"), _f(vs_cl, ".2f")])
+            train_rows.append([r["label"], N, _rate(res, "tinycnn"), _rate(res, "torch_nchw"),
+                               _vs(res, "torch_nchw"), _rate(res, "torch_channels_last"),
+                               _vs(res, "torch_channels_last")])
         res = r["infer"]
-        nchw, vs_nchw = _ratio(res, "torch_nchw")
-        cl, vs_cl = _ratio(res, "torch_channels_last")
-        unfused, vs_unfused = _ratio(res, "tinycnn_unfused")
-        infer_rows.append([r["label"], _f(res["tinycnn"]["images_per_s"], ".1f"), _f(unfused, ".1f"),
-                           _f(vs_unfused, ".2f"), _f(nchw, ".1f"), _f(vs_nchw, ".2f"), _f(cl, ".1f"),
-                           _f(vs_cl, ".2f")])
+        infer_rows.append([r["label"], _rate(res, "tinycnn"), _rate(res, "tinycnn_unfused"),
+                           _vs(res, "tinycnn_unfused"), _rate(res, "torch_nchw"), _vs(res, "torch_nchw"),
+                           _rate(res, "torch_channels_last"), _vs(res, "torch_channels_last")])
         if r["memory"]:
             mem = {who: m["peak_mb"] for who, m in r["memory"].items()}
             t = mem["tinycnn"]
@@ -257,64 +312,102 @@ def _batches(text):
 def add_arguments(parser):
     from .cli import positive_int
 
-    parser.add_argument("--models", default=",".join(MODELS),
-                        help=f"comma-separated models (default all: {','.join(MODELS)})")
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                        help=f"comma-separated models (default {','.join(DEFAULT_MODELS)}; also: "
+                             f"{','.join(n for n in MODELS if n not in DEFAULT_MODELS)})")
     parser.add_argument("--train-batch", type=_batches, default=[32, 128],
                         help="training batch sizes, comma-separated (default 32,128)")
     parser.add_argument("--infer-batch", type=positive_int, default=128,
                         help="inference batch size (default 128)")
     parser.add_argument("--memory-batch", type=positive_int, default=128,
                         help="batch size of the peak-memory runs (default 128)")
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    procs.add_arguments(parser)
 
 
-def run(args, torch):
+def _how(args):
+    """How the figures were taken, for every table title."""
+    if args.in_process:
+        return f"IN-PROCESS, all contenders in one process; median (min–max) over {args.rounds} rounds"
+    return f"a fresh process per contender and round; median (min–max) over {args.rounds} rounds"
+
+
+def _notes(args):
+    if args.in_process:
+        how = (f"IN-PROCESS (--in-process): every contender runs in this one process, tinycnn imported, so "
+               "PyTorch sees tinycnn's OMP_WAIT_POLICY and runs beside tinycnn's threads; PyTorch users do "
+               f"not run it this way. In each of {args.rounds} rounds the contenders take turns (one call "
+               f"each), {args.repeats} timed call(s) each after {WARMUP_CALLS} untimed ones.")
+    else:
+        how = (f"Each contender (tinycnn, torch NCHW, torch channels_last) runs each configuration in its own "
+               f"fresh process with its engine's defaults: {args.rounds} rounds, the order rotated by one each "
+               "round; the PyTorch processes never import tinycnn and get none of its environment variables. "
+               f"A process makes {WARMUP_CALLS} untimed calls, then {args.repeats} timed call(s); tinycnn's fused "
+               "and unfused inference take turns in one tinycnn process.")
+    notes = [
+        how,
+        "images/s = batch / the median over rounds of each round's median seconds per call; "
+        "(min–max) = the slowest and fastest round.",
+        "vs NCHW / vs CL = ratio of the medians, tinycnn images/s / torch images/s (> 1: tinycnn faster).",
+        "Inference: tinycnn folds each BatchNorm into the convolution before it and fuses bias + ReLU "
+        "(tinycnn.nn.fusion); 'unfused' runs the same model with fusion disabled.",
+    ]
+    if not args.no_memory:
+        notes.append("Peak memory: VmHWM (peak RSS) of a fresh process (imports, model, optimizer, two training "
+                     "steps), one per model and contender, with the same environment as the timed processes.")
+    if not args.torch:
+        notes.append("PyTorch not timed (--no-torch, or not installed).")
+    return notes
+
+
+def run(args):
     """Run the model benchmark; return the report dict (see ``bench.report``)."""
-    started = datetime.datetime.now()
+    started, t0 = datetime.datetime.now(), time.perf_counter()
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in MODELS]
     if unknown or not names:
         raise SystemExit(f"--models: unknown {unknown}; known: {', '.join(MODELS)}")
+    seen = {}
+    if args.in_process:
+        given, order = procs.import_in_process(args.threads, args.torch)
     results = []
     for i, name in enumerate(names, 1):
         _log(f"[{i}/{len(names)}] {MODELS[name][0]}")
-        results.append(measure_model(name, args, torch))
+        results.append(measure_model(name, args, seen))
+    if args.in_process:
+        seen = {e: timing.engine_info(e, given, order) for e in ("tinycnn", "torch")
+                if e == "tinycnn" or args.torch}
     train_rows, infer_rows, memory_rows = _rows(results)
-    info = timing.machine_info(args.threads, torch, started)
+    host = timing.host_info(started)
+    how = _how(args)
     tables = [
         {"title": f"Training step (forward, cross-entropy, backward, SGD momentum; images/s, "
-                  f"{args.threads} threads)",
+                  f"{args.threads} threads; {how})",
          "columns": ["model", "batch", "tinycnn", "torch NCHW", "vs NCHW", "torch CL", "vs CL"],
          "rows": train_rows},
-        {"title": f"Inference (eval, no_grad; batch {args.infer_batch}; images/s)",
+        {"title": f"Inference (eval, no_grad; batch {args.infer_batch}; images/s; {how})",
          "columns": ["model", "tinycnn (fused)", "tinycnn unfused", "fused vs unfused", "torch NCHW",
                      "vs NCHW", "torch CL", "vs CL"],
          "rows": infer_rows},
     ]
     if memory_rows:
         tables.append({"title": f"Peak resident memory, training at batch {args.memory_batch} (MB, "
-                                "fresh process, two steps)",
+                                "fresh process per contender, two steps)",
                        "columns": ["model", "tinycnn", "torch NCHW", "tinycnn / torch", "torch CL"],
                        "rows": memory_rows})
     return {
-        "machine_line": timing.machine_line(info),
-        "machine": info,
+        "machine_line": timing.comparison_line(host, seen, args.in_process, args.rounds),
+        "machine": {**host, "processes": seen, "user_set_env": procs.USER_SET},
         "suite": "models",
-        "title": "tinycnn model benchmark",
+        "title": "tinycnn model benchmark" + (" (IN-PROCESS)" if args.in_process else ""),
         "command": args.command_line,
         "settings": {"models": names, "train_batch": args.train_batch, "infer_batch": args.infer_batch,
                      "memory_batch": None if args.no_memory else args.memory_batch, "repeats": args.repeats,
-                     "threads": args.threads, "torch": torch is not None, "input": [HW, HW, 3],
-                     "dtype": "float32", "num_classes": NUM_CLASSES},
-        "notes": [
-            f"images/s = batch / median seconds of {args.repeats} interleaved samples per contender "
-            "(tinycnn, torch NCHW, torch channels_last take turns, one call each per round), after two "
-            "untimed warm-up calls.",
-            "vs NCHW / vs CL = tinycnn images/s / torch images/s (> 1: tinycnn faster).",
-            "Inference: tinycnn folds each BatchNorm into the convolution before it and fuses bias + ReLU "
-            "(tinycnn.nn.fusion); 'unfused' runs the same model with fusion disabled.",
-            "Peak memory: VmHWM (peak RSS) of a fresh process (imports, model, optimizer, two training steps).",
-        ],
+                     "warmup_calls": WARMUP_CALLS, "rounds": args.rounds, "in_process": args.in_process,
+                     "import_order": args.import_order, "threads": args.threads, "torch": args.torch,
+                     "input": [HW, HW, 3], "dtype": "float32", "num_classes": NUM_CLASSES,
+                     "elapsed_s": round(time.perf_counter() - t0, 1)},
+        "notes": _notes(args),
         "results": results,
         "tables": tables,
     }

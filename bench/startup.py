@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import timing
+from . import procs, timing
 
 DEFAULT_REPEATS = (5, 2)   # warm runs (default, --quick)
 # name -> (label, create_model name, kwargs); the default is `tinycnn train`'s model.
@@ -69,7 +69,7 @@ def one_run(args, cache_dir):
     """One fresh process with ``NUMBA_CACHE_DIR=cache_dir``; its timings (seconds)."""
     _, factory, kwargs = STARTUP_MODELS[args.model]
     code = _CHILD.format(threads=args.threads, model=factory, kwargs=kwargs, batch=args.batch)
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    env = dict(procs.child_env(), NUMBA_CACHE_DIR=cache_dir)  # the user's environment, not tinycnn's defaults
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           cwd=tempfile.gettempdir())  # not the checkout: import the installed tinycnn
     if done.returncode != 0:
@@ -96,7 +96,7 @@ def add_arguments(parser):
                              "--quick; 0 skips them: each compiles every kernel)")
 
 
-def run(args, torch):
+def run(args):
     """Run the start-up benchmark; return the report dict (see ``bench.report``)."""
     started = datetime.datetime.now()
     cold_runs = args.cold_runs if args.cold_runs is not None else (1 if args.quick else DEFAULT_COLD_RUNS)
@@ -127,7 +127,7 @@ def run(args, torch):
             rows.append([name, n, f"{s['total_s']:.2f}", f"{s['import_s']:.2f}", f"{s['model_s']:.2f}",
                          f"{s['step_s']:.2f}", f"{s['second_step_s']:.2f}"])
     warm_total = summary["warm"]["total_s"]
-    info = timing.machine_info(args.threads, torch, started)
+    info = timing.machine_info(args.threads, None, started, env=timing.threading_env(procs.child_env()))
     label = STARTUP_MODELS[args.model][0]
     return {
         "machine_line": timing.machine_line(info),

@@ -106,7 +106,92 @@ def _blas():
             for info in threadpool_info() if info.get("user_api") == "blas"]
 
 
-def machine_info(threads, torch_module=None, started=None):
+def threading_env(environ=None):
+    """The ``THREADING_ENV`` variables set in ``environ`` (default ``os.environ``)."""
+    environ = os.environ if environ is None else environ
+    return {k: environ[k] for k in THREADING_ENV if k in environ}
+
+
+def engine_info(engine, env_given, import_order=None):
+    """What a contender's process ran with: versions, its thread count as the engine
+    reports it, the threading variables it was given (``env_given``) and those set
+    after its engine's import, and whether tinycnn and torch were imported.  Call it
+    after the timing (Numba's threading layer is known once a kernel ran)."""
+    import numpy
+
+    info = {"engine": engine, "numpy": numpy.__version__, "import_order": import_order,
+            "env_given": dict(env_given), "env_after_import": threading_env(),
+            "tinycnn_imported": "tinycnn" in sys.modules, "torch_imported": "torch" in sys.modules}
+    if engine == "tinycnn":
+        import numba
+
+        import tinycnn
+
+        try:
+            layer = numba.threading_layer()
+        except ValueError:  # no parallel kernel ran
+            layer = None
+        info.update(numba=numba.__version__, numba_threading_layer=layer, blas=_blas(),
+                    threads=tinycnn.get_num_threads())
+    else:
+        import torch
+
+        info.update(torch=torch.__version__, threads=torch.get_num_threads(),
+                    interop_threads=torch.get_num_interop_threads())
+    return info
+
+
+def host_info(started=None):
+    """CPU, cores, Python, date and load: the part of the machine line no process owns."""
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        load = None
+    started = started or datetime.datetime.now()
+    return {"cpu": _cpu_model(), "cores": _cpu_count(), "python": platform.python_version(),
+            "platform": sys.platform, "date": started.isoformat(timespec="minutes"),
+            "load_average_at_end": load}
+
+
+def _env_text(env):
+    return " ".join(f"{k}={v}" for k, v in env.items()) or "none"
+
+
+def _process_text(p):
+    """One contender's process, e.g. 'tinycnn: NumPy 2.4.6, Numba 0.68.1 (omp), ...'."""
+    if p["engine"] == "tinycnn":
+        blas = ", ".join(f"{b['internal_api']} {b['version']} {b['architecture']}" for b in p["blas"])
+        layer = f" ({p['numba_threading_layer']})" if p["numba_threading_layer"] else ""
+        order = {"numpy-first": "import numpy, then tinycnn",
+                 "tinycnn-first": "import tinycnn, then numpy"}.get(p["import_order"], "")
+        head = (f"tinycnn: NumPy {p['numpy']}, Numba {p['numba']}{layer}, BLAS {blas or 'unknown'}, "
+                f"{p['threads']} threads (set_num_threads)" + (f", {order}" if order else ""))
+    else:
+        head = (f"torch {p['torch']}: NumPy {p['numpy']}, {p['threads']} threads (set_num_threads), "
+                f"{p['interop_threads']} interop, "
+                + ("tinycnn imported in the same process" if p["tinycnn_imported"] else "tinycnn not imported"))
+    after = p["env_after_import"]
+    env = f"env given: {_env_text(p['env_given'])}"
+    if after != p["env_given"]:
+        env += f", after import: {_env_text(after)}"
+    return f"{head}, {env}"
+
+
+def comparison_line(host, processes, in_process, rounds, unit="configuration"):
+    """The machine line of a suite that compares engines: CPU, cores, how the
+    contenders were run, and for each engine's process (``processes``: engine ->
+    ``engine_info`` dict) its versions, threads, import order and environment."""
+    how = (f"IN-PROCESS: every contender in one process, interleaved, {rounds} rounds" if in_process else
+           f"each contender in a fresh process per {unit} and round, {rounds} rounds, order rotated")
+    parts = [f"{host['cpu']}, {host['cores']} cores", f"Python {host['python']}", how]
+    parts += [_process_text(p) for p in processes.values()]
+    parts.append(host["date"])
+    if host["load_average_at_end"]:
+        parts.append(f"load avg {host['load_average_at_end'][0]:.1f} at end")
+    return " | ".join(parts)
+
+
+def machine_info(threads, torch_module=None, started=None, env=None):
     """A dict describing the machine and software; ``machine_line`` renders it.
 
     Call it after the benchmark ran: Numba's threading layer is only known once
@@ -138,7 +223,7 @@ def machine_info(threads, torch_module=None, started=None):
         "date": started.isoformat(timespec="minutes"),
         "load_average_at_end": load,
         "platform": sys.platform,
-        "env": {k: os.environ[k] for k in THREADING_ENV if k in os.environ},
+        "env": threading_env() if env is None else dict(env),
     }
 
 

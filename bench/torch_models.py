@@ -15,6 +15,8 @@ def build(name, num_classes=10):
         return TorchResNet(TorchBasicBlock, [2, 2, 2, 2], num_classes, stem="cifar")
     if name == "resnet34":
         return TorchResNet(TorchBasicBlock, [3, 4, 6, 3], num_classes, stem="cifar")
+    if name == "resnet20":
+        return TorchResNet(TorchBasicBlock, [3, 3, 3], num_classes, stem="cifar", widths=(16, 32, 64))
     if name == "se_resnet18":
         return TorchResNet(TorchBasicBlock, [2, 2, 2, 2], num_classes, stem="cifar", se=True)
     if name == "xception_small":
